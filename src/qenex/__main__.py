@@ -1,0 +1,3 @@
+from qenex.cli.main import run
+
+run()

@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from qenex.config import ConfigError, load_settings
+
+SEED_CONFIG = {
+    "database": {"host": "localhost", "port": 5432, "user": "qenex", "password": "your_secure_password",
+                 "database": "qenex_financial", "pool_size": 20, "redis_host": "localhost", "redis_port": 6379},
+    "api": {"host": "0.0.0.0", "port": 8080, "ssl_cert": "/path/to/cert.pem", "ssl_key": "/path/to/key.pem"},
+    "metrics": {"port": 9090, "enabled": True},
+    "workers": {"transaction_processors": 8, "payment_handlers": 4, "ai_workers": 2},
+    "features": {"fraud_detection": True, "risk_assessment": True, "self_improvement": True,
+                 "real_time_processing": True},
+    "compliance": {"aml_threshold": 10000, "kyc_required": True, "transaction_monitoring": True,
+                   "reporting_enabled": True},
+    "security": {"encryption_algorithm": "AES-256-GCM", "key_rotation_days": 30, "session_timeout_minutes": 30,
+                 "max_login_attempts": 3},
+}
+
+
+def test_seed_config_loads_and_builds_url():
+    s = load_settings(SEED_CONFIG, environ={})
+    assert s.database.external_url() == "postgresql://qenex:your_secure_password@localhost:5432/qenex_financial"
+    assert s.database.redis() == "redis://localhost:6379/0"
+    assert s.api.port == 8080 and s.metrics.port == 9090
+    assert s.security.max_login_attempts == 3
+
+
+def test_env_overrides_seed_names_and_generic_names():
+    env = {"QENEX_DB_HOST": "db.internal", "QENEX_API_PORT": "9000", "QENEX_SECURITY_MAX_LOGIN_ATTEMPTS": "5",
+           "QENEX_ENABLE_FRAUD_DETECTION": "false"}
+    s = load_settings(SEED_CONFIG, environ=env)
+    assert s.database.host == "db.internal"
+    assert s.api.port == 9000
+    assert s.security.max_login_attempts == 5
+    assert s.features.fraud_detection is False
+
+
+def test_database_url_wins_and_no_host_means_embedded():
+    assert load_settings({}, environ={}).database.external_url() is None
+    s = load_settings(SEED_CONFIG, environ={"QENEX_DATABASE_URL": "postgresql://x@h/db"})
+    assert s.database.external_url() == "postgresql://x@h/db"
+
+
+@pytest.mark.parametrize(
+    ("tree", "key"),
+    [
+        ({"api": {"port": "eighty"}}, "api.port"),
+        ({"api": {"port": 70000}}, "api.port"),
+        ({"database": {"pool_size": 0}}, "database.pool_size"),
+        ({"security": {"bogus": 1}}, "security.bogus"),
+        ({"nonsense": {}}, "nonsense"),
+    ],
+)
+def test_bad_settings_name_the_key(tree, key):
+    with pytest.raises(ConfigError) as exc:
+        load_settings(tree, environ={})
+    assert f"'{key}'" in str(exc.value)
+
+
+def test_config_file_errors_are_clear(tmp_path):
+    p = tmp_path / "config.json"
+    p.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_settings(str(p), environ={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(str(tmp_path / "missing.json"), environ={})
+    p.write_text(json.dumps(SEED_CONFIG))
+    assert load_settings(str(p), environ={}).workers.payment_handlers == 4
+
+
+def test_production_refuses_default_or_missing_secrets():
+    s = load_settings({}, environ={"QENEX_ENV": "production", "QENEX_SECRET_KEY": "your-secret-key-here"})
+    with pytest.raises(ConfigError) as exc:
+        s.require_production_safe()
+    assert "QENEX_SECRET_KEY" in str(exc.value) and "QENEX_JWT_SECRET" in str(exc.value)
+    assert "your-secret-key-here" not in str(exc.value)
+    ok = load_settings({}, environ={"QENEX_ENV": "production", "QENEX_SECRET_KEY": "a" * 40,
+                                    "QENEX_JWT_SECRET": "b" * 40})
+    ok.require_production_safe()
+    load_settings({}, environ={}).require_production_safe()  # development: no requirement
+
+
+def test_secrets_never_in_repr():
+    s = load_settings(SEED_CONFIG, environ={"QENEX_JWT_SECRET": "super-secret-value-123"})
+    assert "super-secret-value-123" not in repr(s)
+    assert "your_secure_password" not in repr(s)

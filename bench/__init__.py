@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures. Never timed tests (see README, "Performance")."""

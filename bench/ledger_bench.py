@@ -1,0 +1,278 @@
+"""Durable ledger benchmark: transfers per second and p50/p99 latency.
+
+Runs on a fresh database of the embedded PostgreSQL (or of the admin URL given by ``--admin-url``
+or ``QENEX_BENCH_ADMIN_URL``), dropped afterwards, with fsync and synchronous_commit as the server
+has them (printed: the figures only count when both are on). Scenarios, each bounded in time:
+
+- single       one transfer per call, 1 client
+- clients4     one transfer per call, 4 concurrent clients (asyncio tasks on one kernel)
+- hot4         4 concurrent clients, every transfer debits the same hot account
+- batch100     process_transactions with 100 transfers per call
+- batch8000    process_transactions with 8,000 transfers per call
+
+Every transfer carries its own idempotency key, as a real client's would.
+Prints a table, then one JSON line (``--json``: the JSON line only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ACCOUNTS_COUNT = 200
+OPENING_BALANCE = Decimal("100000000.00")
+AMOUNT = Decimal("0.01")
+CLIENTS_COUNT = 4
+SECONDS_DEFAULT = 3.0
+SCENARIO_CALLS_MIN = 3  # even the 8,000-batch runs a few calls, so p50 means something
+WARMUP_CALLS = 20
+
+
+@dataclass
+class Result:
+    scenario: str
+    transfers: int
+    calls: int
+    seconds: float
+    transfers_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor()
+    ram_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": ram_gib, "python": platform.python_version()}
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    if not sorted_ms:
+        return 0.0
+    index = min(len(sorted_ms) - 1, max(0, round(q * (len(sorted_ms) - 1))))
+    return sorted_ms[index]
+
+
+class Keys:
+    """Unique idempotency keys for this run."""
+
+    def __init__(self) -> None:
+        self.prefix = secrets.token_hex(4)
+        self.n = 0
+
+    def next(self) -> str:
+        self.n += 1
+        return f"b{self.prefix}-{self.n}"
+
+
+async def timed_loop(
+    name: str, seconds: float, clients: int, per_call: int, call: Callable[[int], Awaitable[None]]
+) -> Result:
+    """Run ``call`` in ``clients`` concurrent loops for ``seconds``; record each call's latency."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(c: int) -> None:
+        done = 0
+        while time.perf_counter() < deadline or done < SCENARIO_CALLS_MIN:
+            t0 = time.perf_counter()
+            await call(c)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    transfers = len(latencies) * per_call
+    return Result(
+        name,
+        transfers,
+        len(latencies),
+        round(elapsed, 3),
+        round(transfers / elapsed, 1),
+        round(percentile(latencies, 0.50), 3),
+        round(percentile(latencies, 0.99), 3),
+    )
+
+
+async def run_scenarios(kernel: Any, seconds: float) -> list[Result]:
+    from qenex import TransactionType
+
+    accounts = []
+    for i in range(ACCOUNTS_COUNT):
+        acct = await kernel.create_account(
+            owner_id=f"bench_{i}", account_type="CHECKING", currency="USD", initial_balance=OPENING_BALANCE
+        )
+        accounts.append(acct.id)
+    hot = accounts[0]
+    keys = Keys()
+    rng = secrets.SystemRandom()
+
+    def pair() -> tuple[str, str]:
+        a, b = rng.sample(accounts, 2)
+        return a, b
+
+    async def one(c: int, debit: str | None = None) -> None:
+        a, b = pair()
+        if debit is not None:
+            a = debit
+            while b == debit:
+                b = rng.choice(accounts)
+        await kernel.process_transaction(
+            TransactionType.TRANSFER,
+            from_account=a,
+            to_account=b,
+            amount=AMOUNT,
+            currency="USD",
+            idempotency_key=keys.next(),
+        )
+
+    def batch_call(size: int) -> Callable[[int], Awaitable[None]]:
+        async def call(c: int) -> None:
+            items = []
+            for _ in range(size):
+                a, b = pair()
+                items.append(
+                    {
+                        "type": "TRANSFER",
+                        "from_account": a,
+                        "to_account": b,
+                        "amount": "0.01",
+                        "currency": "USD",
+                        "idempotency_key": keys.next(),
+                    }
+                )
+            results = await kernel.process_transactions(items)
+            failed = [r for r in results if not r.ok]
+            if failed:
+                raise RuntimeError(f"{len(failed)} batch items failed, first: {failed[0].error}")
+
+        return call
+
+    for _ in range(WARMUP_CALLS):
+        await one(0)
+    return [
+        await timed_loop("single", seconds, 1, 1, one),
+        await timed_loop("clients4", seconds, CLIENTS_COUNT, 1, one),
+        await timed_loop("hot4", seconds, CLIENTS_COUNT, 1, lambda c: one(c, debit=hot)),
+        await timed_loop("batch100", seconds, 1, 100, batch_call(100)),
+        await timed_loop("batch8000", seconds, 1, 8000, batch_call(8000)),
+    ]
+
+
+def server_facts(url: str) -> dict[str, str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        facts = {}
+        for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "server_version"):
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            facts[name] = str(row[0]) if row else ""
+    return facts
+
+
+def admin_url(config: str | None, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    from qenex.config import load_settings
+    from qenex.store.connection import database_url
+
+    return database_url(load_settings(config))
+
+
+def with_dbname(url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+async def bench(url: str, seconds: float) -> list[Result]:
+    from qenex import FinancialKernel
+
+    kernel = FinancialKernel({"database": {"url": url}})
+    await kernel.initialize()
+    try:
+        return await run_scenarios(kernel, seconds)
+    finally:
+        await kernel.shutdown()
+
+
+def render(results: list[Result], facts: dict[str, str], host: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="QENEX ledger, durable transfers")
+    for col in ("scenario", "transfers/s", "p50 ms/call", "p99 ms/call", "transfers", "calls", "seconds"):
+        table.add_column(col, justify="right" if col != "scenario" else "left")
+    for r in results:
+        table.add_row(
+            r.scenario, f"{r.transfers_per_s:,.0f}", f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}",
+            f"{r.transfers:,}", str(r.calls), f"{r.seconds:.2f}",
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(
+        f"PostgreSQL {facts.get('server_version')}: fsync={facts.get('fsync')}, "
+        f"synchronous_commit={facts.get('synchronous_commit')}, wal_sync_method={facts.get('wal_sync_method')}"
+    )
+    console.print(f"machine: {host['cpu']}, {host['cores']} cores, {host['ram_gib']} GiB RAM")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ledger_bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=SECONDS_DEFAULT, help="time per scenario")
+    parser.add_argument("--config", default=None, help="config.json selecting the server")
+    parser.add_argument("--admin-url", default=os.environ.get("QENEX_BENCH_ADMIN_URL"))
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args(argv)
+
+    admin = admin_url(args.config, args.admin_url)
+    name = f"qenex_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_dbname(admin, name)
+    try:
+        facts = server_facts(url)
+        results = asyncio.run(bench(url, args.seconds))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    host = machine()
+    durable = facts.get("fsync") == "on" and facts.get("synchronous_commit") == "on"
+    if not args.json:
+        render(results, facts, host)
+        if not durable:
+            print("WARNING: fsync or synchronous_commit is off: these figures are NOT durable", file=sys.stderr)
+    line = {"benchmark": "ledger", "durable": durable, "server": facts, "machine": host,
+            "results": [asdict(r) for r in results]}  # fmt: skip
+    print(json.dumps(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Ledger commands: `qenex db migrate`, `qenex account create|list|show`, `qenex transfer`,
+`qenex statement`, `qenex audit verify`, `qenex bench`.
+
+Each command is a thin edge: it validates its options (amounts through `qenex.kernel.money`, so
+a bad amount is rejected before anything touches the database), calls the in-process SDK or the
+store, and renders the answer as a Rich table or, with ``--json``, one JSON document.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+
+from qenex.cli._ledger_common import (
+    CliError,
+    ConfigOption,
+    JsonOption,
+    database_url_for,
+    parse_json_object,
+    plain,
+    print_fields,
+    print_json,
+    print_table,
+    run_db,
+    run_kernel,
+    store_module,
+)
+
+# A page of `account list` is bounded: the kernel's cursor pagination carries the rest.
+LIST_LIMIT_MAX = 1000
+LIST_LIMIT_DEFAULT = 50
+# Longest owner id / idempotency key / description we accept from the command line, in characters.
+TEXT_OPTION_CHARS_MAX = 200
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+account_app = typer.Typer(help="Customer and general-ledger accounts.", no_args_is_help=True)
+audit_app = typer.Typer(help="Tamper-evidence checks.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(account_app, name="account")
+    app.add_typer(audit_app, name="audit")
+    app.command("transfer")(transfer_cmd)
+    app.command("statement")(statement_cmd)
+    app.command("bench")(bench_cmd)
+
+
+def _text(value: str | None, option: str) -> str | None:
+    if value is not None and (not value.strip() or len(value) > TEXT_OPTION_CHARS_MAX):
+        raise CliError(f"{option} must be 1 to {TEXT_OPTION_CHARS_MAX} characters")
+    return value
+
+
+def _amount(text: str, currency: str) -> Decimal:
+    """The exact Decimal of a command-line amount; rejects floats' traps, extra decimals, <= 0."""
+    from qenex.kernel.money import currency_of, from_minor, to_minor
+
+    cur = currency_of(currency.upper())
+    return from_minor(to_minor(text, cur), cur)
+
+
+# ---------------------------------------------------------------- db
+
+
+@db_app.command("migrate")
+def migrate_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Apply pending schema migrations (re-running is a no-op)."""
+    migrations = store_module("migrate")
+    url = database_url_for(config)
+    applied = run_db(lambda: migrations.migrate(url))
+    version = run_db(lambda: migrations.current_version(url))
+    if as_json:
+        print_json({"applied": list(applied), "current_version": version})
+        return
+    if applied:
+        print_table("Applied migrations", ("migration",), ([name] for name in applied))
+    typer.echo(f"schema is at version {version}" + ("" if applied else " (nothing to apply)"))
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def account_view(account: Any) -> dict[str, Any]:
+    """The fields people and scripts need, from the SDK's account object."""
+    data = plain(account)
+    if not isinstance(data, dict):
+        raise CliError("unexpected account representation")
+    return data
+
+
+def _flat(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key == "balances":
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+@account_app.command("create")
+def account_create_cmd(
+    owner: Annotated[str, typer.Option("--owner", help="Owner id, e.g. user_001.")],
+    currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code.")],
+    account_type: Annotated[str, typer.Option("--type", help="CHECKING, SAVINGS, LOAN or a GL type.")] = "CHECKING",
+    initial_balance: Annotated[str | None, typer.Option("--initial-balance", help="Opening deposit.")] = None,
+    overdraft_limit: Annotated[str | None, typer.Option("--overdraft-limit", help="Allowed overdraft.")] = None,
+    metadata: Annotated[str | None, typer.Option("--metadata", help="JSON object.")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open an account, optionally with an opening deposit."""
+    cur = currency.upper()
+    kwargs: dict[str, Any] = {
+        "owner_id": _text(owner, "--owner"),
+        "account_type": account_type.upper(),
+        "currency": cur,
+    }
+    if initial_balance is not None:
+        kwargs["initial_balance"] = _amount(initial_balance, cur)
+    if overdraft_limit is not None:
+        kwargs["overdraft_limit"] = _amount(overdraft_limit, cur)
+    meta = parse_json_object(metadata, "--metadata")
+    if meta is not None:
+        kwargs["metadata"] = meta
+    if idempotency_key is not None:
+        kwargs["idempotency_key"] = _text(idempotency_key, "--idempotency-key")
+
+    async def body(kernel: Any) -> Any:
+        acct = await kernel.create_account(**kwargs)
+        return await kernel.get_account(acct.id)
+
+    view = account_view(run_kernel(config, body))
+    if as_json:
+        print_json(view)
+    else:
+        print_fields(f"Account {view.get('id')}", _flat(view))
+
+
+@account_app.command("show")
+def account_show_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show one account with its posted, pending and available balances."""
+    _text(account_id, "ACCOUNT_ID")
+
+    async def body(kernel: Any) -> Any:
+        return await kernel.get_account(account_id)
+
+    view = account_view(run_kernel(config, body))
+    if as_json:
+        print_json(view)
+    else:
+        print_fields(f"Account {view.get('id')}", _flat(view))
+
+
+@account_app.command("list")
+def account_list_cmd(
+    owner: Annotated[str | None, typer.Option("--owner")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="active, frozen or closed.")] = None,
+    after: Annotated[str | None, typer.Option("--after", help="Cursor from the previous page.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX)] = LIST_LIMIT_DEFAULT,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List accounts, one page at a time (cursor pagination)."""
+    _text(owner, "--owner")
+    _text(after, "--after")
+
+    async def body(kernel: Any) -> Any:
+        return await kernel.list_accounts(
+            owner_id=owner, status=status.lower() if status else None, after=after, limit=limit
+        )
+
+    items, cursor = _page(run_kernel(config, body))
+    views = [account_view(a) for a in items]
+    if as_json:
+        print_json({"accounts": views, "next_cursor": cursor})
+        return
+    print_table(
+        "Accounts",
+        ("id", "owner", "type", "currency", "status", "posted", "available"),
+        (
+            (
+                v.get("id"),
+                v.get("owner_id"),
+                v.get("account_type"),
+                v.get("currency"),
+                v.get("status"),
+                (v.get("balances") or {}).get("posted"),
+                (v.get("balances") or {}).get("available"),
+            )
+            for v in views
+        ),
+    )
+    if cursor:
+        typer.echo(f"more: --after {cursor}")
+
+
+def _page(page: Any) -> tuple[list[Any], str | None]:
+    """(items, next cursor) from the SDK's page object."""
+    if isinstance(page, list | tuple):
+        return list(page), None
+    items = getattr(page, "items", None)
+    if items is None:
+        items = getattr(page, "accounts", [])
+    cursor = getattr(page, "next_cursor", None)
+    return list(items), (None if cursor is None else str(cursor))
+
+
+# ---------------------------------------------------------------- transfers
+
+
+def transfer_cmd(
+    from_account: Annotated[str, typer.Option("--from", help="Debited account id.")],
+    to_account: Annotated[str, typer.Option("--to", help="Credited account id.")],
+    amount: Annotated[str, typer.Option("--amount", help="Decimal amount, e.g. 12.50.")],
+    currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code.")],
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Makes retries safe.")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="Reserve only (two-phase).")] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move money between two accounts of the same currency."""
+    cur = currency.upper()
+    value = _amount(amount, cur)
+    _text(from_account, "--from")
+    _text(to_account, "--to")
+    kwargs: dict[str, Any] = {
+        "from_account": from_account,
+        "to_account": to_account,
+        "amount": value,
+        "currency": cur,
+        "metadata": {"description": _text(description, "--description")} if description else {},
+        "idempotency_key": _text(idempotency_key, "--idempotency-key"),
+    }
+    if pending:
+        kwargs["pending"] = True
+
+    async def body(kernel: Any) -> Any:
+        from qenex import TransactionType
+
+        tx_id = await kernel.process_transaction(TransactionType.TRANSFER, **kwargs)
+        return await kernel.get_transaction(tx_id)
+
+    tx = plain(run_kernel(config, body))
+    if as_json:
+        print_json(tx)
+    else:
+        print_fields(f"Transaction {tx.get('id', '')}", tx)
+
+
+# ---------------------------------------------------------------- statements
+
+
+def _when(text: str | None, option: str, *, end: bool) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.max if end else time.min, tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option} must be an ISO date (2026-01-31) or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def statement_cmd(
+    account_id: str,
+    start: Annotated[str | None, typer.Option("--from", help="First day (ISO date), default: the beginning.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (ISO date), default: now.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    config: ConfigOption = None,
+) -> None:
+    """An account statement for a period: opening balance, entries, closing balance."""
+    _text(account_id, "ACCOUNT_ID")
+    if fmt not in ("table", "json", "csv"):
+        raise CliError("--format must be table, json or csv")
+    since = _when(start, "--from", end=False) or datetime(1970, 1, 1, tzinfo=UTC)
+    until = _when(end, "--to", end=True) or datetime.now(UTC)
+    if since > until:
+        raise CliError("--from must not be after --to")
+
+    async def body(kernel: Any) -> Any:
+        return await kernel.statement(account_id, since, until)
+
+    stmt = run_kernel(config, body)
+    if fmt == "json":
+        typer.echo(stmt.to_json())
+    elif fmt == "csv":
+        typer.echo(stmt.to_csv(), nl=False)
+    else:
+        _print_statement(stmt)
+
+
+def _print_statement(stmt: Any) -> None:
+    data = plain(stmt)
+    entries = data.pop("entries", [])
+    print_fields("Statement", {k: v for k, v in data.items() if not isinstance(v, list | dict)})
+    if entries:
+        columns = list(entries[0].keys())
+        print_table("Entries", columns, ([e.get(c) for c in columns] for e in entries))
+
+
+# ---------------------------------------------------------------- audit
+
+
+@audit_app.command("verify")
+def audit_verify_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Check the ledger's hash chain and, when installed, the security audit log.
+
+    Exit 0 when every check is intact, 1 when anything was modified, deleted, inserted or reordered.
+    """
+    url = database_url_for(config)
+    checks = [_journal_check(url), _security_audit_check(url)]
+    intact = all(c["ok"] is not False for c in checks)
+    if as_json:
+        print_json({"ok": intact, "checks": checks})
+    else:
+        print_table(
+            "Audit verification",
+            ("check", "result", "details"),
+            (
+                (c["name"], "skipped" if c["ok"] is None else ("intact" if c["ok"] else "TAMPERED"), c["details"])
+                for c in checks
+            ),
+        )
+        for c in checks:
+            for problem in c["problems"]:
+                typer.echo(f"{c['name']}: {problem}")
+    if not intact:
+        raise typer.Exit(1)
+
+
+def _report_check(name: str, report: Any) -> dict[str, Any]:
+    problems = [str(p) for p in (getattr(report, "problems", None) or [])]
+    ok = bool(getattr(report, "ok", not problems))
+    checked = getattr(report, "checked", None)
+    if checked is None:
+        checked = getattr(report, "entries_checked", None)
+    details = f"{checked} records checked" if checked is not None else ""
+    return {"name": name, "ok": ok, "details": details, "problems": problems}
+
+
+def _journal_check(url: str) -> dict[str, Any]:
+    verify_journal = store_module("ledger_audit").verify_journal
+    return _report_check("ledger hash chain", run_db(lambda: verify_journal(url)))
+
+
+def _security_audit_check(url: str) -> dict[str, Any]:
+    name = "security audit log"
+    try:
+        from qenex.security.audit import verify_audit_log
+    except ImportError:
+        return {"name": name, "ok": None, "details": "qenex.security.audit is not installed", "problems": []}
+    return _report_check(name, run_db(lambda: verify_audit_log(url)))
+
+
+# ---------------------------------------------------------------- bench
+
+
+def bench_cmd(
+    seconds: Annotated[float, typer.Option("--seconds", min=0.2, max=60.0, help="Time per scenario.")] = 3.0,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Run the durable ledger benchmark on a fresh database (see bench/ledger_bench.py)."""
+    from qenex.cli.bench_runner import run_ledger_bench
+
+    run_ledger_bench(config=config, seconds=seconds, json_only=as_json)

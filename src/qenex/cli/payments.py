@@ -24,6 +24,7 @@ EXIT_INVALID: Final = 1
 EXIT_USAGE: Final = 2
 
 FILES_PER_RUN_MAX: Final = 10_000
+INTERNAL_ERROR: Final = "payment_internal_error"  # a validator bug; the conformance and fuzz tests forbid it
 SHOW_VALUE_CHARS_MAX: Final = 200  # a long free-text field is cut in `show`, never in validate
 SHOW_ITEMS_MAX: Final = 200  # rows of a list (entries, transactions) rendered by `show`
 
@@ -33,6 +34,7 @@ _MODULES: Final = {
     "ach": "qenex.payments.ach",
     "fedwire": "qenex.payments.fedwire",
 }
+_CONTRACT: Final = ("parse", "validate", "describe")
 CONVERT_TARGETS: Final = ("pacs.008", "mt103", "camt.053", "mt940", "pacs.009", "mt202")
 
 payments_app = typer.Typer(
@@ -68,10 +70,18 @@ def read_file(path: Path) -> bytes:
 
 
 def format_module(fmt: str) -> ModuleType:
+    """The format's module; it must follow the payments contract (parse, validate, describe)."""
     try:
-        return importlib.import_module(_MODULES[fmt])
+        module = importlib.import_module(_MODULES[fmt])
     except ImportError as exc:
         raise PaymentFormatError(f"format {fmt!r} is not available: {exc}", code="payment_format_unavailable") from None
+    missing = [name for name in _CONTRACT if not callable(getattr(module, name, None))]
+    if missing:
+        raise PaymentFormatError(
+            f"format {fmt!r} is not available: {_MODULES[fmt]} lacks {', '.join(missing)}",
+            code="payment_format_unavailable",
+        )
+    return module
 
 
 def resolve_format(data: bytes, requested: str) -> str:
@@ -87,7 +97,7 @@ def resolve_format(data: bytes, requested: str) -> str:
     return fmt
 
 
-def _payload_for(fmt: str, data: bytes) -> bytes:
+def payload_for(fmt: str, data: bytes) -> bytes:
     # XML keeps its BOM (the parser reads the encoding from it); the text formats drop it.
     return data if fmt == "iso20022" else strip_bom(data)
 
@@ -119,12 +129,22 @@ def validate_bytes(data: bytes, requested: str = "auto", relax: Sequence[str] = 
         fmt = resolve_format(data, requested)
         module = format_module(fmt)
         options = relax_options(module, relax)
-        report = module.validate(_payload_for(fmt, data), **options)
+        report = module.validate(payload_for(fmt, data), **options)
     except PaymentFormatError as exc:
         report = ValidationReport(format=fmt)
         report.issues.append(exc.as_issue())
+    except typer.BadParameter:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a validator bug must not become a user-facing traceback
+        report = ValidationReport(format=fmt)
+        report.add(
+            INTERNAL_ERROR,
+            f"internal error in the {fmt} validator ({type(exc).__name__}); please report it",
+            location="validator",
+        )
     if not isinstance(report, ValidationReport):
-        raise TypeError(f"{fmt} validate() returned {type(report).__name__}, not a ValidationReport")
+        report = ValidationReport(format=fmt)
+        report.add(INTERNAL_ERROR, f"the {fmt} validator returned no report; please report it", "validator")
     return report
 
 
@@ -242,7 +262,7 @@ def show_cmd(
     data = _read_or_exit(file)
     fmt = resolve_format(data, fmt)
     module = format_module(fmt)
-    payload = _payload_for(fmt, data)
+    payload = payload_for(fmt, data)
     message = module.parse(payload)  # PaymentFormatError -> exit 1 with its location (qenex.cli.main)
     summary = module.describe(message)
     report = module.validate(message)
@@ -276,7 +296,7 @@ def convert_cmd(
         raise PaymentFormatError(f"conversion needs SWIFT MT or ISO 20022 input, not {fmt}", code="payment_convert")
     from qenex.payments import convert
 
-    result = convert.convert(_payload_for(fmt, data), to)
+    result = convert.convert(payload_for(fmt, data), to)
     _emit_conversion(result, output)
 
 

@@ -5,5 +5,6 @@ port it is given (implemented in `qenex.store`).
 """
 
 from qenex.kernel.errors import LedgerError
+from qenex.kernel.model import AccountStatus, AccountType, TransactionType
 
-__all__ = ["LedgerError"]
+__all__ = ["AccountStatus", "AccountType", "LedgerError", "TransactionType"]

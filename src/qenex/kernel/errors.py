@@ -27,6 +27,7 @@ SAME_ACCOUNT: Final = "same_account"
 INVALID_REQUEST: Final = "invalid_request"
 LINKED_FAILED: Final = "linked_event_failed"
 BATCH_TOO_LARGE: Final = "batch_too_large"
+ACCOUNT_NOT_EMPTY: Final = "account_not_empty"
 
 _HTTP_STATUS: dict[str, int] = {
     ACCOUNT_NOT_FOUND: 404,
@@ -42,6 +43,7 @@ _HTTP_STATUS: dict[str, int] = {
     NOT_PENDING: 409,
     NOT_REVERSIBLE: 409,
     BATCH_TOO_LARGE: 413,
+    ACCOUNT_NOT_EMPTY: 409,
 }
 
 

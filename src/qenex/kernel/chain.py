@@ -1,0 +1,52 @@
+"""The journal's hash chain: hash_n = SHA-256(hash_{n-1} || canonical(row_n)).
+
+The canonical form is shared by the writer and the verifier, so any modified, deleted,
+inserted or reordered row breaks the chain at a located sequence number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+GENESIS_HASH: Final = bytes(32)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Exact integer microseconds since the epoch (no float on the way)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def rate_text(rate: Decimal | str | None) -> str:
+    """A rate as fixed-point text, identical before storage and after a numeric round trip."""
+    if rate is None:
+        return ""
+    return format(Decimal(rate), "f")
+
+
+def row_hash(
+    prev: bytes,
+    seq: int,
+    tx_id: int,
+    leg: int,
+    kind: int,
+    tx_type: str,
+    debit: int,
+    credit: int,
+    amount: int,
+    currency: str,
+    ref_tx: int | None,
+    fx_rate: str,
+    created_us: int,
+    metadata: str | None,
+) -> bytes:
+    # Metadata is the only free text and comes last, so the '|' separators stay unambiguous.
+    text = (
+        f"{seq}|{tx_id}|{leg}|{kind}|{tx_type}|{debit}|{credit}|{amount}|{currency}|"
+        f"{'' if ref_tx is None else ref_tx}|{fx_rate}|{created_us}|{'' if metadata is None else metadata}"
+    )
+    return hashlib.sha256(prev + text.encode()).digest()

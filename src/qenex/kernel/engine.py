@@ -1,0 +1,390 @@
+"""The ledger engine: plans one batch of commands against the balances read under the ledger lock.
+
+Pure domain. The store reads the state a batch needs (accounts, pending reservations, original
+legs of reversed transactions, idempotency records), the engine decides every item on integer
+minor units and returns the rows to write; the store writes them in the same database
+transaction. Items are independent unless linked: a chain of linked items succeeds or fails
+as one. A failing item changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from qenex.kernel import errors as E
+from qenex.kernel.chain import epoch_us, row_hash
+from qenex.kernel.errors import LedgerError, check
+from qenex.kernel.model import (
+    DEPOSIT_TYPES,
+    AccountState,
+    Command,
+    EntryKind,
+    JournalLeg,
+    Leg,
+    NewTransaction,
+    PendingRecord,
+    PendingState,
+    PostPending,
+    Rejected,
+    Reverse,
+    VoidPending,
+)
+from qenex.kernel.money import BALANCE_MAX_MINOR
+
+# Most items one batch (one database transaction) may carry.
+BATCH_ITEMS_MAX: Final = 8_190
+# Most expired reservations one batch releases in passing (the rest go in later batches).
+EXPIRY_SWEEP_ITEMS_MAX: Final = 1_000
+
+# Journal row tuple: seq, tx_id, leg, kind, tx_type, debit, credit, amount, currency, ref_tx, fx_rate, metadata.
+JournalRow = tuple[int, int, int, int, str, int, int, int, str, int | None, str | None, str | None]
+PendingInsert = tuple[int, int, int, int, str, str, datetime | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    result_id: int | None
+    error: LedgerError | None
+    replayed: bool = False
+
+
+@dataclass(slots=True)
+class BatchState:
+    """What the store read for this batch, under the ledger lock."""
+
+    head_seq: int
+    head_hash: bytes
+    now: datetime
+    accounts: dict[int, AccountState]
+    pendings: dict[int, PendingRecord]
+    originals: dict[int, list[JournalLeg]]
+    reversed_ids: set[int]
+    idempotency: dict[str, tuple[bytes, int]]
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    results: list[ItemResult]
+    journal: list[JournalRow] = field(default_factory=list)
+    hashes: list[bytes] = field(default_factory=list)
+    pending_inserts: list[PendingInsert] = field(default_factory=list)
+    pending_updates: dict[int, tuple[int, int | None]] = field(default_factory=dict)
+    idempotency_inserts: list[tuple[str, bytes, int]] = field(default_factory=list)
+    reversal_inserts: list[tuple[int, int]] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
+    head_seq: int = 0
+    head_hash: bytes = b""
+    tx_count: int = 0
+
+
+class _Planner:
+    def __init__(self, state: BatchState) -> None:
+        self.s = state
+        self.seq = state.head_seq
+        self.plan = BatchPlan(results=[])
+        self.undo: list[Callable[[], None]] = []
+
+    # ---- balance helpers -------------------------------------------------------------------
+    def _account(self, account_id: int, currency: str) -> AccountState:
+        acct = self.s.accounts.get(account_id)
+        if acct is None:
+            raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
+        if acct.currency != currency:
+            raise LedgerError(
+                E.CURRENCY_MISMATCH, f"account {account_id} holds {acct.currency}, the amount is in {currency}"
+            )
+        return acct
+
+    @staticmethod
+    def _require_open(acct: AccountState) -> None:
+        if acct.status == "frozen":
+            raise LedgerError(E.ACCOUNT_FROZEN, f"account {acct.id} is frozen")
+        if acct.status == "closed":
+            raise LedgerError(E.ACCOUNT_CLOSED, f"account {acct.id} is closed")
+
+    def _apply(self, deltas: dict[int, list[int]]) -> None:
+        """Check then apply per-account deltas [debits_posted, credits_posted, debits_pending, credits_pending]."""
+        accounts = self.s.accounts
+        for account_id, d in deltas.items():
+            a = accounts[account_id]
+            dp, cp = a.debits_posted + d[0], a.credits_posted + d[1]
+            dpend, cpend = a.debits_pending + d[2], a.credits_pending + d[3]
+            if max(dp, cp, dpend, cpend) > BALANCE_MAX_MINOR or min(dp, cp, dpend, cpend) < 0:
+                raise LedgerError(E.LIMIT_EXCEEDED, f"account {account_id} would exceed the balance bounds")
+            if a.account_type in DEPOSIT_TYPES:
+                if (d[0] > 0 or d[2] > 0) and cp - dp - dpend < -a.overdraft_limit:
+                    raise LedgerError(E.INSUFFICIENT_FUNDS, f"insufficient funds in account {account_id}")
+            elif a.account_type == "LOAN" and (d[1] > 0 or d[3] > 0) and dp - cp - cpend < 0:
+                raise LedgerError(E.LIMIT_EXCEEDED, f"payment would overpay loan account {account_id}")
+        for account_id, d in deltas.items():
+            a = accounts[account_id]
+            a.debits_posted += d[0]
+            a.credits_posted += d[1]
+            a.debits_pending += d[2]
+            a.credits_pending += d[3]
+            self.plan.touched.add(account_id)
+            self.undo.append(_undo_deltas(a, d))
+
+    @staticmethod
+    def _add(deltas: dict[int, list[int]], account_id: int, index: int, amount: int) -> None:
+        d = deltas.get(account_id)
+        if d is None:
+            d = deltas[account_id] = [0, 0, 0, 0]
+        d[index] += amount
+
+    # ---- journal ---------------------------------------------------------------------------
+    def _emit(
+        self,
+        kind: int,
+        tx_type: str,
+        legs: Sequence[Leg],
+        ref_tx: int | None,
+        fx_rate: str | None,
+        metadata: str | None,
+    ) -> int:
+        tx_id = self.seq + 1
+        for i, leg in enumerate(legs):
+            self.seq += 1
+            meta = metadata if i == 0 else None
+            self.plan.journal.append(
+                (self.seq, tx_id, i, kind, tx_type, leg.debit, leg.credit, leg.amount, leg.currency, ref_tx,
+                 fx_rate if i == 0 else None, meta)
+            )
+        return tx_id
+
+    def _set_pending(self, rec: PendingRecord, state: int, resolved_tx: int | None) -> None:
+        old_state = rec.state
+        old_update = self.plan.pending_updates.get(rec.tx_id)
+        rec.state = state
+        self.plan.pending_updates[rec.tx_id] = (state, resolved_tx)
+
+        def undo() -> None:
+            rec.state = old_state
+            if old_update is None:
+                self.plan.pending_updates.pop(rec.tx_id, None)
+            else:
+                self.plan.pending_updates[rec.tx_id] = old_update
+
+        self.undo.append(undo)
+
+    def _release(self, rec: PendingRecord, kind: int, state: int, metadata: str | None) -> int:
+        deltas: dict[int, list[int]] = {}
+        self._add(deltas, rec.debit_account, 2, -rec.amount)
+        self._add(deltas, rec.credit_account, 3, -rec.amount)
+        self._apply(deltas)
+        leg = Leg(rec.debit_account, rec.credit_account, rec.amount, rec.currency)
+        tx_id = self._emit(kind, rec.tx_type, (leg,), rec.tx_id, None, metadata)
+        self._set_pending(rec, state, tx_id)
+        return tx_id
+
+    # ---- expiry ----------------------------------------------------------------------------
+    def expire_due(self) -> None:
+        now = self.s.now
+        for rec in self.s.pendings.values():
+            if rec.state == PendingState.OPEN and rec.expires_at is not None and rec.expires_at <= now:
+                self._release(rec, EntryKind.EXPIRE, PendingState.EXPIRED, None)
+        self.undo.clear()
+
+    # ---- commands --------------------------------------------------------------------------
+    def _new(self, cmd: NewTransaction) -> int:
+        if cmd.pending and len(cmd.legs) != 1:
+            raise LedgerError(E.INVALID_REQUEST, "only single-leg transactions can be pending")
+        deltas: dict[int, list[int]] = {}
+        offset = 2 if cmd.pending else 0
+        for leg in cmd.legs:
+            if leg.debit == leg.credit:
+                raise LedgerError(E.SAME_ACCOUNT, "debit and credit account must differ")
+            debit = self._account(leg.debit, leg.currency)
+            credit = self._account(leg.credit, leg.currency)
+            self._require_open(debit)
+            self._require_open(credit)
+            self._add(deltas, leg.debit, offset, leg.amount)
+            self._add(deltas, leg.credit, offset + 1, leg.amount)
+        self._apply(deltas)
+        kind = EntryKind.PENDING if cmd.pending else EntryKind.POSTED
+        tx_id = self._emit(kind, cmd.tx_type, cmd.legs, None, cmd.fx_rate, cmd.metadata)
+        if cmd.pending:
+            leg = cmd.legs[0]
+            expires = None if cmd.timeout_seconds is None else self.s.now + timedelta(seconds=cmd.timeout_seconds)
+            rec = PendingRecord(tx_id, leg.debit, leg.credit, leg.amount, leg.currency, cmd.tx_type, expires, 0)
+            self.s.pendings[tx_id] = rec
+            self.plan.pending_inserts.append(
+                (tx_id, leg.debit, leg.credit, leg.amount, leg.currency, cmd.tx_type, expires)
+            )
+            pendings = self.s.pendings
+            self.undo.append(lambda: pendings.__delitem__(tx_id))
+        return tx_id
+
+    def _open_pending(self, pending_id: int) -> PendingRecord:
+        rec = self.s.pendings.get(pending_id)
+        if rec is None:
+            if pending_id in self.s.originals:
+                raise LedgerError(E.NOT_PENDING, f"transaction {pending_id} is not a pending transfer")
+            raise LedgerError(E.TRANSACTION_NOT_FOUND, f"transaction {pending_id} does not exist")
+        if rec.state == PendingState.EXPIRED:
+            raise LedgerError(E.PENDING_EXPIRED, f"pending transfer {pending_id} has expired")
+        if rec.state != PendingState.OPEN:
+            raise LedgerError(E.PENDING_ALREADY_RESOLVED, f"pending transfer {pending_id} was already resolved")
+        return rec
+
+    def _post(self, cmd: PostPending) -> int:
+        rec = self._open_pending(cmd.pending_id)
+        amount = rec.amount if cmd.amount is None else cmd.amount
+        if amount > rec.amount:
+            raise LedgerError(E.INVALID_AMOUNT, "amount to post exceeds the pending amount")
+        self._require_open(self.s.accounts[rec.debit_account])
+        self._require_open(self.s.accounts[rec.credit_account])
+        deltas: dict[int, list[int]] = {}
+        self._add(deltas, rec.debit_account, 2, -rec.amount)
+        self._add(deltas, rec.credit_account, 3, -rec.amount)
+        self._add(deltas, rec.debit_account, 0, amount)
+        self._add(deltas, rec.credit_account, 1, amount)
+        self._apply(deltas)
+        leg = Leg(rec.debit_account, rec.credit_account, amount, rec.currency)
+        tx_id = self._emit(EntryKind.POST_PENDING, rec.tx_type, (leg,), rec.tx_id, None, cmd.metadata)
+        self._set_pending(rec, PendingState.POSTED, tx_id)
+        return tx_id
+
+    def _void(self, cmd: VoidPending) -> int:
+        rec = self._open_pending(cmd.pending_id)
+        return self._release(rec, EntryKind.VOID, PendingState.VOIDED, cmd.metadata)
+
+    def _reverse(self, cmd: Reverse) -> int:
+        legs = self.s.originals.get(cmd.tx_id)
+        if not legs:
+            raise LedgerError(E.TRANSACTION_NOT_FOUND, f"transaction {cmd.tx_id} does not exist")
+        if legs[0].kind not in (EntryKind.POSTED, EntryKind.POST_PENDING) or legs[0].tx_type == "REVERSAL":
+            raise LedgerError(E.NOT_REVERSIBLE, f"transaction {cmd.tx_id} is not a posted transaction")
+        if cmd.tx_id in self.s.reversed_ids:
+            raise LedgerError(E.ALREADY_REVERSED, f"transaction {cmd.tx_id} was already reversed")
+        new = NewTransaction(
+            "REVERSAL", tuple(Leg(g.credit_account, g.debit_account, g.amount, g.currency) for g in legs),
+            metadata=cmd.metadata,
+        )
+        deltas: dict[int, list[int]] = {}
+        for leg in new.legs:
+            self._require_open(self._account(leg.debit, leg.currency))
+            self._require_open(self._account(leg.credit, leg.currency))
+            self._add(deltas, leg.debit, 0, leg.amount)
+            self._add(deltas, leg.credit, 1, leg.amount)
+        self._apply(deltas)
+        tx_id = self._emit(EntryKind.POSTED, "REVERSAL", new.legs, cmd.tx_id, None, cmd.metadata)
+        self.s.reversed_ids.add(cmd.tx_id)
+        self.plan.reversal_inserts.append((cmd.tx_id, tx_id))
+        original = cmd.tx_id
+
+        def undo() -> None:
+            self.s.reversed_ids.discard(original)
+            self.plan.reversal_inserts.pop()
+
+        self.undo.append(undo)
+        return tx_id
+
+    def _run(self, cmd: Command) -> int:
+        if isinstance(cmd, NewTransaction):
+            return self._new(cmd)
+        if isinstance(cmd, PostPending):
+            return self._post(cmd)
+        if isinstance(cmd, VoidPending):
+            return self._void(cmd)
+        if isinstance(cmd, Reverse):
+            return self._reverse(cmd)
+        raise LedgerError(cmd.code, cmd.message)
+
+    def _item(self, cmd: Command) -> ItemResult:
+        key = None if isinstance(cmd, Rejected) else cmd.key
+        if key is not None:
+            known = self.s.idempotency.get(key)
+            if known is not None:
+                if known[0] != cmd.digest:  # type: ignore[union-attr]
+                    return ItemResult(None, LedgerError(
+                        E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request"))
+                return ItemResult(known[1], None, replayed=True)
+        result_id = self._run(cmd)
+        if key is not None:
+            digest = cmd.digest  # type: ignore[union-attr]
+            self.s.idempotency[key] = (digest, result_id)
+            self.plan.idempotency_inserts.append((key, digest, result_id))
+
+            def undo() -> None:
+                self.s.idempotency.pop(key, None)
+                self.plan.idempotency_inserts.pop()
+
+            self.undo.append(undo)
+        self.plan.tx_count += 1
+        return ItemResult(result_id, None)
+
+    # ---- chains ----------------------------------------------------------------------------
+    def run_all(self, commands: Sequence[Command]) -> None:
+        start = 0
+        n = len(commands)
+        while start < n:
+            end = start
+            while end < n - 1 and commands[end].linked:
+                end += 1
+            self._chain(commands[start : end + 1])
+            start = end + 1
+
+    def _chain(self, chain: Sequence[Command]) -> None:
+        mark = (self.seq, len(self.plan.journal), len(self.plan.pending_inserts), self.plan.tx_count)
+        self.undo = []
+        results: list[ItemResult] = []
+        failed_at = -1
+        for i, cmd in enumerate(chain):
+            try:
+                result = self._item(cmd)
+            except LedgerError as exc:
+                result = ItemResult(None, exc)
+            results.append(result)
+            if result.error is not None:
+                failed_at = i
+                break
+        if failed_at >= 0 and len(chain) > 1:
+            for undo in reversed(self.undo):
+                undo()
+            self.seq, jlen, plen, self.plan.tx_count = mark
+            del self.plan.journal[jlen:]
+            del self.plan.pending_inserts[plen:]
+            linked_error = LedgerError(E.LINKED_FAILED, "a linked item in the same chain failed")
+            results = [
+                results[i] if i == failed_at else ItemResult(None, linked_error) for i in range(len(chain))
+            ]
+        elif failed_at >= 0:
+            check(len(self.undo) == 0, "a failed single item must not have changed state")
+        self.plan.results.extend(results)
+
+    def finish(self) -> BatchPlan:
+        plan = self.plan
+        created_us = epoch_us(self.s.now)
+        prev = self.s.head_hash
+        hashes = plan.hashes
+        for r in plan.journal:
+            prev = row_hash(prev, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10] or "",
+                            created_us, r[11])
+            hashes.append(prev)
+        plan.head_seq = self.seq
+        plan.head_hash = prev
+        check(len(plan.journal) == self.seq - self.s.head_seq, "journal sequence numbers must be gapless")
+        return plan
+
+
+def _undo_deltas(a: AccountState, d: list[int]) -> Callable[[], None]:
+    def undo() -> None:
+        a.debits_posted -= d[0]
+        a.credits_posted -= d[1]
+        a.debits_pending -= d[2]
+        a.credits_pending -= d[3]
+
+    return undo
+
+
+def plan_batch(commands: Sequence[Command], state: BatchState) -> BatchPlan:
+    """Decide every command of one batch; returns results (in order) and the rows to write."""
+    check(len(commands) <= BATCH_ITEMS_MAX, "batch larger than BATCH_ITEMS_MAX")
+    planner = _Planner(state)
+    planner.expire_due()
+    planner.run_all(commands)
+    return planner.finish()

@@ -1,0 +1,385 @@
+"""PostgreSQL side of the ledger: reads a batch's state under the ledger lock, lets the engine
+plan it, writes the plan in the same database transaction.
+
+One writer at a time per database: every posting transaction first takes
+``pg_advisory_xact_lock(LEDGER_LOCK_KEY)``. That serializes writers across processes, makes the
+balance checks race-free without row locks or deadlocks, and gives the hash chain a total order.
+The transaction runs at READ COMMITTED, so every statement after the lock sees all commits
+made before it.
+
+Round trips per batch: one pipelined read (lock, head, idempotency keys, pending reservations,
+reversal originals, accounts), rarely one more for accounts only known after that read, one
+write statement (data-modifying CTEs over unnest arrays), commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from qenex.kernel import errors as E
+from qenex.kernel.engine import EXPIRY_SWEEP_ITEMS_MAX, BatchState, ItemResult, plan_batch
+from qenex.kernel.errors import LedgerError
+from qenex.kernel.model import (
+    LEGS_PER_TRANSACTION_MAX,
+    SYSTEM_ACCOUNTS,
+    SYSTEM_OWNER_ID,
+    AccountState,
+    Command,
+    JournalLeg,
+    NewTransaction,
+    PendingRecord,
+    PostPending,
+    Reverse,
+    VoidPending,
+)
+
+AConn = psycopg.AsyncConnection[TupleRow]
+
+# Advisory lock key of the single ledger writer (fixed 64-bit value, distinct from the migrator's).
+LEDGER_LOCK_KEY: Final = 0x51454E4558_0002
+NOTIFY_CHANNEL: Final = "qenex_ledger"
+
+_ACCOUNT_COLS = (
+    "id, currency, account_type, status, overdraft_limit_minor, "
+    "debits_posted, credits_posted, debits_pending, credits_pending"
+)
+_PENDING_COLS = "tx_id, debit_account, credit_account, amount_minor, currency, tx_type, expires_at, state"
+_LEG_COLS = "j.seq, j.tx_id, j.leg, j.kind, j.tx_type, j.debit_account, j.credit_account, j.amount_minor, " \
+    "j.currency, j.ref_tx"
+
+_SQL_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_SQL_HEAD = "SELECT last_seq, last_hash, clock_timestamp() FROM ledger_head WHERE id = 1"
+_SQL_IDEM = "SELECT key, request_hash, result_id FROM ledger_idempotency WHERE key = ANY(%s::text[])"
+_SQL_PENDING = (
+    f"SELECT {_PENDING_COLS} FROM ledger_pending WHERE tx_id = ANY(%s::bigint[]) "
+    f"UNION (SELECT {_PENDING_COLS} FROM ledger_pending WHERE state = 0 AND expires_at <= clock_timestamp() "
+    f"ORDER BY expires_at LIMIT {EXPIRY_SWEEP_ITEMS_MAX})"
+)
+_SQL_ORIGINALS = (
+    f"SELECT {_LEG_COLS} FROM unnest(%s::bigint[]) AS r(id) JOIN ledger_journal j "
+    f"ON j.seq >= r.id AND j.seq < r.id + {LEGS_PER_TRANSACTION_MAX} AND j.tx_id = r.id ORDER BY j.seq"
+)
+_SQL_REVERSED = "SELECT tx_id FROM ledger_reversals WHERE tx_id = ANY(%s::bigint[])"
+_SQL_ACCOUNTS = f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts WHERE id = ANY(%s::bigint[])"
+
+_SQL_WRITE_JOURNAL = """
+j AS (INSERT INTO ledger_journal (seq, tx_id, leg, kind, tx_type, debit_account, credit_account, amount_minor,
+        currency, ref_tx, fx_rate, metadata, created_at, hash)
+      SELECT u.s, u.t, u.l, u.k, u.ty, u.d, u.c, u.a, u.cu, u.r, u.fx::numeric, u.m, %(ts)s, u.h
+      FROM unnest(%(j_seq)s::bigint[], %(j_tx)s::bigint[], %(j_leg)s::smallint[], %(j_kind)s::smallint[],
+                  %(j_type)s::text[], %(j_d)s::bigint[], %(j_c)s::bigint[], %(j_a)s::bigint[], %(j_cur)s::text[],
+                  %(j_ref)s::bigint[], %(j_fx)s::text[], %(j_meta)s::text[], %(j_hash)s::bytea[])
+           AS u(s, t, l, k, ty, d, c, a, cu, r, fx, m, h)),
+a AS (UPDATE ledger_accounts AS x SET debits_posted = v.dp, credits_posted = v.cp,
+        debits_pending = v.dpend, credits_pending = v.cpend
+      FROM unnest(%(a_id)s::bigint[], %(a_dp)s::bigint[], %(a_cp)s::bigint[], %(a_dpend)s::bigint[],
+                  %(a_cpend)s::bigint[]) AS v(id, dp, cp, dpend, cpend)
+      WHERE x.id = v.id),
+h AS (UPDATE ledger_head SET last_seq = %(head_seq)s, last_hash = %(head_hash)s WHERE id = 1)"""
+_SQL_WRITE_IDEM = """,
+i AS (INSERT INTO ledger_idempotency (key, request_hash, result_id)
+      SELECT * FROM unnest(%(i_key)s::text[], %(i_hash)s::bytea[], %(i_id)s::bigint[]))"""
+_SQL_WRITE_PENDING_NEW = """,
+pn AS (INSERT INTO ledger_pending (tx_id, debit_account, credit_account, amount_minor, currency, tx_type,
+         expires_at)
+       SELECT * FROM unnest(%(p_tx)s::bigint[], %(p_d)s::bigint[], %(p_c)s::bigint[], %(p_a)s::bigint[],
+                            %(p_cur)s::text[], %(p_type)s::text[], %(p_exp)s::timestamptz[]))"""
+_SQL_WRITE_PENDING_UPD = """,
+pu AS (UPDATE ledger_pending AS x SET state = v.st, resolved_tx = v.res
+       FROM unnest(%(u_tx)s::bigint[], %(u_state)s::smallint[], %(u_res)s::bigint[]) AS v(tx, st, res)
+       WHERE x.tx_id = v.tx)"""
+_SQL_WRITE_REV = """,
+rv AS (INSERT INTO ledger_reversals (tx_id, reversal_tx_id)
+       SELECT * FROM unnest(%(r_tx)s::bigint[], %(r_rev)s::bigint[]))"""
+
+
+async def lock_ledger(conn: AConn) -> None:
+    await conn.execute(_SQL_LOCK, (LEDGER_LOCK_KEY,))
+
+
+def _command_ids(commands: Sequence[Command]) -> tuple[set[int], list[int], list[int], list[str]]:
+    accounts: set[int] = set()
+    pending_ids: list[int] = []
+    reverse_ids: list[int] = []
+    keys: list[str] = []
+    for cmd in commands:
+        if isinstance(cmd, NewTransaction):
+            for leg in cmd.legs:
+                accounts.add(leg.debit)
+                accounts.add(leg.credit)
+        elif isinstance(cmd, PostPending | VoidPending):
+            pending_ids.append(cmd.pending_id)
+        elif isinstance(cmd, Reverse):
+            reverse_ids.append(cmd.tx_id)
+        key = getattr(cmd, "key", None)
+        if key is not None:
+            keys.append(key)
+    return accounts, pending_ids, reverse_ids, keys
+
+
+async def _read_state(conn: AConn, commands: Sequence[Command]) -> BatchState:
+    account_ids, pending_ids, reverse_ids, keys = _command_ids(commands)
+    lookup_ids = pending_ids + reverse_ids
+    async with conn.pipeline():
+        c_lock, c_head, c_idem, c_pend, c_orig, c_rev, c_acct = (conn.cursor() for _ in range(7))
+        await c_lock.execute(_SQL_LOCK, (LEDGER_LOCK_KEY,))
+        await c_head.execute(_SQL_HEAD)
+        if keys:
+            await c_idem.execute(_SQL_IDEM, (keys,))
+        await c_pend.execute(_SQL_PENDING, (pending_ids,))
+        if lookup_ids:
+            await c_orig.execute(_SQL_ORIGINALS, (lookup_ids,))
+            await c_rev.execute(_SQL_REVERSED, (reverse_ids,))
+        await c_acct.execute(_SQL_ACCOUNTS, (list(account_ids),))
+        head = await c_head.fetchone()
+        idem_rows = await c_idem.fetchall() if keys else []
+        pend_rows = await c_pend.fetchall()
+        orig_rows = await c_orig.fetchall() if lookup_ids else []
+        rev_rows = await c_rev.fetchall() if lookup_ids else []
+        acct_rows = await c_acct.fetchall()
+    if head is None:
+        raise LedgerError(E.INVALID_REQUEST, "the ledger schema is not initialised; run `qenex db migrate`")
+    accounts = {r[0]: AccountState(*r) for r in acct_rows}
+    pendings = {r[0]: PendingRecord(*r) for r in pend_rows}
+    originals: dict[int, list[JournalLeg]] = {}
+    for r in orig_rows:
+        originals.setdefault(r[1], []).append(JournalLeg(*r))
+    missing: set[int] = set()
+    for p in pendings.values():
+        missing.update((p.debit_account, p.credit_account))
+    for legs in originals.values():
+        for g in legs:
+            missing.update((g.debit_account, g.credit_account))
+    missing -= accounts.keys()
+    if missing:
+        cur = await conn.execute(_SQL_ACCOUNTS, (list(missing),))
+        accounts.update({r[0]: AccountState(*r) for r in await cur.fetchall()})
+    return BatchState(
+        head_seq=head[0], head_hash=bytes(head[1]), now=head[2], accounts=accounts, pendings=pendings,
+        originals=originals, reversed_ids={r[0] for r in rev_rows},
+        idempotency={r[0]: (bytes(r[1]), r[2]) for r in idem_rows},
+    )
+
+
+async def plan_and_write(conn: AConn, commands: Sequence[Command]) -> list[ItemResult]:
+    """Inside an open transaction: lock, read, plan, write. The caller commits."""
+    state = await _read_state(conn, commands)
+    plan = plan_batch(commands, state)
+    if not plan.journal:
+        return plan.results
+    cols = list(zip(*plan.journal, strict=True))
+    touched = [state.accounts[i] for i in sorted(plan.touched)]
+    params: dict[str, Any] = {
+        "ts": state.now, "j_seq": list(cols[0]), "j_tx": list(cols[1]), "j_leg": list(cols[2]),
+        "j_kind": list(cols[3]), "j_type": list(cols[4]), "j_d": list(cols[5]), "j_c": list(cols[6]),
+        "j_a": list(cols[7]), "j_cur": list(cols[8]), "j_ref": list(cols[9]), "j_fx": list(cols[10]),
+        "j_meta": list(cols[11]), "j_hash": plan.hashes,
+        "a_id": [a.id for a in touched], "a_dp": [a.debits_posted for a in touched],
+        "a_cp": [a.credits_posted for a in touched], "a_dpend": [a.debits_pending for a in touched],
+        "a_cpend": [a.credits_pending for a in touched],
+        "head_seq": plan.head_seq, "head_hash": plan.head_hash, "notify": str(plan.head_seq),
+    }
+    sql = "WITH" + _SQL_WRITE_JOURNAL
+    if plan.idempotency_inserts:
+        sql += _SQL_WRITE_IDEM
+        idem = list(zip(*plan.idempotency_inserts, strict=True))
+        params["i_key"], params["i_hash"], params["i_id"] = list(idem[0]), list(idem[1]), list(idem[2])
+    if plan.pending_inserts:
+        sql += _SQL_WRITE_PENDING_NEW
+        p = list(zip(*plan.pending_inserts, strict=True))
+        params.update(p_tx=list(p[0]), p_d=list(p[1]), p_c=list(p[2]), p_a=list(p[3]), p_cur=list(p[4]),
+                      p_type=list(p[5]), p_exp=list(p[6]))
+    if plan.pending_updates:
+        sql += _SQL_WRITE_PENDING_UPD
+        params["u_tx"] = list(plan.pending_updates)
+        params["u_state"] = [v[0] for v in plan.pending_updates.values()]
+        params["u_res"] = [v[1] for v in plan.pending_updates.values()]
+    if plan.reversal_inserts:
+        sql += _SQL_WRITE_REV
+        params["r_tx"], params["r_rev"] = (list(c) for c in zip(*plan.reversal_inserts, strict=True))
+    sql += f"\nSELECT pg_notify('{NOTIFY_CHANNEL}', %(notify)s)"
+    await conn.execute(sql.encode(), params)
+    return plan.results
+
+
+async def run_batch(conn: AConn, commands: Sequence[Command]) -> list[ItemResult]:
+    """One batch in its own database transaction: all-or-nothing at the database level."""
+    async with conn.transaction():
+        return await plan_and_write(conn, commands)
+
+
+# ---- accounts ----------------------------------------------------------------------------------
+
+async def ensure_system_accounts(conn: AConn, currency: str) -> dict[str, int]:
+    """The per-currency general-ledger accounts (cash, FX position, fees...), created on first use."""
+    async with conn.transaction():
+        for code, account_type in SYSTEM_ACCOUNTS.items():
+            await conn.execute(
+                "INSERT INTO ledger_accounts (owner_id, account_type, currency, system_code) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (system_code, currency) WHERE system_code IS NOT NULL "
+                "DO NOTHING",
+                (SYSTEM_OWNER_ID, account_type, currency, code),
+            )
+        cur = await conn.execute(
+            "SELECT system_code, id FROM ledger_accounts WHERE currency = %s AND system_code IS NOT NULL", (currency,)
+        )
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+async def idempotent_lookup(conn: AConn, key: str, digest: bytes) -> int | None:
+    cur = await conn.execute("SELECT request_hash, result_id FROM ledger_idempotency WHERE key = %s", (key,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    if bytes(row[0]) != digest:
+        raise LedgerError(E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request")
+    return int(row[1])
+
+
+async def record_idempotency(conn: AConn, key: str, digest: bytes, result_id: int) -> None:
+    await conn.execute(
+        "INSERT INTO ledger_idempotency (key, request_hash, result_id) VALUES (%s, %s, %s)", (key, digest, result_id)
+    )
+
+
+async def insert_account(
+    conn: AConn, owner_id: str, account_type: str, currency: str, overdraft_minor: int, metadata: str
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO ledger_accounts (owner_id, account_type, currency, overdraft_limit_minor, metadata) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (owner_id, account_type, currency, overdraft_minor, metadata),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise LedgerError(E.INVALID_REQUEST, "account was not created")
+    return int(row[0])
+
+
+ACCOUNT_VIEW_COLS: Final = (
+    "id, owner_id, account_type, currency, status, overdraft_limit_minor, system_code, metadata, "
+    "debits_posted, credits_posted, debits_pending, credits_pending, created_at"
+)
+
+
+async def fetch_account(conn: AConn, account_id: int) -> tuple[Any, ...] | None:
+    cur = await conn.execute(f"SELECT {ACCOUNT_VIEW_COLS} FROM ledger_accounts WHERE id = %s", (account_id,))
+    return await cur.fetchone()
+
+
+async def update_account_admin(conn: AConn, account_id: int, *, status: str | None = None,
+                               overdraft_minor: int | None = None) -> tuple[Any, ...]:
+    """Change status or overdraft limit under the ledger lock, so it orders with postings."""
+    async with conn.transaction():
+        await lock_ledger(conn)
+        row = await fetch_account(conn, account_id)
+        if row is None:
+            raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
+        if row[6] is not None:
+            raise LedgerError(E.INVALID_REQUEST, f"account {account_id} is a system account")
+        if row[4] == "closed":
+            raise LedgerError(E.ACCOUNT_CLOSED, f"account {account_id} is closed")
+        if status == "closed" and (row[8] != row[9] or row[10] or row[11]):
+            raise LedgerError(E.ACCOUNT_NOT_EMPTY, f"account {account_id} must have a zero balance to close")
+        if status is not None:
+            await conn.execute("UPDATE ledger_accounts SET status = %s WHERE id = %s", (status, account_id))
+        if overdraft_minor is not None:
+            await conn.execute(
+                "UPDATE ledger_accounts SET overdraft_limit_minor = %s WHERE id = %s", (overdraft_minor, account_id)
+            )
+        updated = await fetch_account(conn, account_id)
+    if updated is None:
+        raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
+    return updated
+
+
+async def list_accounts(conn: AConn, owner_id: str | None, status: str | None, after: int | None,
+                        limit: int) -> list[tuple[Any, ...]]:
+    where = ["system_code IS NULL"]
+    params: list[Any] = []
+    if owner_id is not None:
+        where.append("owner_id = %s")
+        params.append(owner_id)
+    if status is not None:
+        where.append("status = %s")
+        params.append(status)
+    if after is not None:
+        where.append("id > %s")
+        params.append(after)
+    params.append(limit)
+    cur = await conn.execute(
+        f"SELECT {ACCOUNT_VIEW_COLS} FROM ledger_accounts WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
+        params,
+    )
+    return await cur.fetchall()
+
+
+async def account_currencies(conn: AConn, ids: Sequence[int]) -> dict[int, str]:
+    cur = await conn.execute("SELECT id, currency FROM ledger_accounts WHERE id = ANY(%s::bigint[])", (list(ids),))
+    return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+# ---- transactions and statements ---------------------------------------------------------------
+
+TX_COLS: Final = (
+    "seq, tx_id, leg, kind, tx_type, debit_account, credit_account, amount_minor, currency, ref_tx, "
+    "fx_rate, metadata, created_at"
+)
+
+
+async def fetch_transaction(conn: AConn, tx_id: int) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None,
+                                                              int | None]:
+    """Legs of a transaction, its pending state row (if a reservation) and its reversal id."""
+    async with conn.pipeline():
+        c1, c2, c3 = conn.cursor(), conn.cursor(), conn.cursor()
+        await c1.execute(
+            f"SELECT {TX_COLS} FROM ledger_journal WHERE seq >= %s AND seq < %s AND tx_id = %s ORDER BY seq",
+            (tx_id, tx_id + LEGS_PER_TRANSACTION_MAX, tx_id),
+        )
+        await c2.execute("SELECT state, resolved_tx, expires_at FROM ledger_pending WHERE tx_id = %s", (tx_id,))
+        await c3.execute("SELECT reversal_tx_id FROM ledger_reversals WHERE tx_id = %s", (tx_id,))
+        legs = await c1.fetchall()
+        pend = await c2.fetchone()
+        rev = await c3.fetchone()
+    return legs, pend, (rev[0] if rev else None)
+
+
+async def statement_rows(conn: AConn, account_id: int, start: datetime, end: datetime,
+                         entries_max: int) -> tuple[int, int, list[tuple[Any, ...]]]:
+    """Opening posted debits/credits before ``start`` and the posted rows in [start, end)."""
+    posted = "kind IN (0, 2)"
+    async with conn.pipeline():
+        c1, c2 = conn.cursor(), conn.cursor()
+        await c1.execute(
+            f"SELECT coalesce(sum(amount_minor) FILTER (WHERE debit_account = %(a)s), 0), "
+            f"coalesce(sum(amount_minor) FILTER (WHERE credit_account = %(a)s), 0) FROM ledger_journal "
+            f"WHERE (debit_account = %(a)s OR credit_account = %(a)s) AND {posted} AND created_at < %(s)s",
+            {"a": account_id, "s": start},
+        )
+        await c2.execute(
+            f"SELECT {TX_COLS} FROM ledger_journal WHERE (debit_account = %(a)s OR credit_account = %(a)s) "
+            f"AND {posted} AND created_at >= %(s)s AND created_at < %(e)s ORDER BY seq LIMIT %(n)s",
+            {"a": account_id, "s": start, "e": end, "n": entries_max + 1},
+        )
+        opening = await c1.fetchone()
+        rows = await c2.fetchall()
+    if len(rows) > entries_max:
+        raise LedgerError(E.INVALID_REQUEST, f"statement period holds more than {entries_max} entries; narrow it")
+    return (int(opening[0]), int(opening[1]), rows) if opening else (0, 0, rows)
+
+
+async def journal_after(conn: AConn, after_seq: int, limit: int) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(
+        f"SELECT {TX_COLS} FROM ledger_journal WHERE seq > %s AND leg = 0 ORDER BY seq LIMIT %s", (after_seq, limit)
+    )
+    return await cur.fetchall()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,185 @@
+"""Audit of the ledger: hash-chain verification and the books' invariants.
+
+`verify_journal` recomputes the chain row by row and locates every break, classifying it as
+modified, deleted, inserted or reordered where the evidence allows. `check_invariants` is the
+oracle of the concurrency and crash tests: an empty list means the books are right.
+
+The chain proves the journal was not changed without recomputing every later hash; a
+tamperer able to rewrite the whole chain and the head is caught only by comparing the head
+hash with a copy kept elsewhere, which is why the report carries it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+
+from qenex.kernel.chain import GENESIS_HASH, epoch_us, rate_text, row_hash
+
+VERIFY_FETCH_ROWS: Final = 10_000
+# How far around a broken row the verifier looks for the row's original position.
+REORDER_WINDOW_ROWS: Final = 64
+PROBLEMS_MAX: Final = 1_000
+
+_ROW_SQL = (
+    "SELECT seq, tx_id, leg, kind, tx_type, debit_account, credit_account, amount_minor, currency, ref_tx, "
+    "fx_rate, created_at, metadata, hash FROM ledger_journal ORDER BY seq"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditProblem:
+    seq: int
+    kind: str  # modified, deleted, inserted, reordered, head_mismatch
+    message: str
+
+
+@dataclass(slots=True)
+class AuditReport:
+    ok: bool
+    entries_checked: int
+    head_seq: int
+    head_hash: str
+    problems: list[AuditProblem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "entries_checked": self.entries_checked, "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in self.problems],
+        }
+
+
+def _hash(prev: bytes, row: tuple[Any, ...], seq: int | None = None) -> bytes:
+    return row_hash(prev, row[0] if seq is None else seq, row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                    row[8], row[9], rate_text(row[10]), epoch_us(row[11]), row[12])
+
+
+def _classify(rows: list[tuple[Any, ...]], i: int, prev: bytes) -> AuditProblem:
+    row = rows[i]
+    seq = row[0]
+    nxt = rows[i + 1] if i + 1 < len(rows) else None
+    if nxt is not None and _hash(bytes(row[13]), nxt) == bytes(nxt[13]):
+        return AuditProblem(seq, "modified", f"entry {seq} does not match its hash (content changed)")
+    if nxt is not None and _hash(prev, nxt, seq) == bytes(nxt[13]):
+        return AuditProblem(seq, "inserted", f"entry {seq} is not part of the chain (inserted)")
+    lo, hi = max(0, i - REORDER_WINDOW_ROWS), min(len(rows), i + REORDER_WINDOW_ROWS)
+    for j in range(lo, hi):
+        if j == i:
+            continue
+        pred = GENESIS_HASH if j == 0 and rows[0][0] == 1 else None
+        candidates = [(bytes(rows[j - 1][13]) if j > 0 else pred, rows[j][0])]
+        for cand_prev, cand_seq in candidates:
+            if cand_prev is not None and _hash(cand_prev, row, cand_seq) == bytes(row[13]):
+                return AuditProblem(seq, "reordered", f"entry {seq} belongs at position {cand_seq} (reordered)")
+    return AuditProblem(seq, "modified", f"entry {seq} does not match the hash chain")
+
+
+def _load(conn: psycopg.Connection) -> tuple[list[tuple[Any, ...]], int, bytes]:
+    head = conn.execute("SELECT last_seq, last_hash FROM ledger_head WHERE id = 1").fetchone()
+    with conn.cursor(name="qenex_audit") as cur:
+        cur.itersize = VERIFY_FETCH_ROWS
+        cur.execute(_ROW_SQL)
+        rows = list(cur)
+    if head is None:
+        return rows, 0, GENESIS_HASH
+    return rows, int(head[0]), bytes(head[1])
+
+
+def verify_journal(conninfo: str) -> AuditReport:
+    """Recompute the journal's hash chain; report every located break."""
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        rows, head_seq, head_hash = _load(conn)
+    problems: list[AuditProblem] = []
+    prev = GENESIS_HASH
+    expected = 1
+    for i, row in enumerate(rows):
+        seq = row[0]
+        if len(problems) >= PROBLEMS_MAX:
+            break
+        if seq > head_seq:
+            problems.append(AuditProblem(seq, "inserted", f"entry {seq} lies beyond the chain head {head_seq}"))
+        elif seq != expected:
+            problems.append(AuditProblem(expected, "deleted", f"entries {expected}..{seq - 1} are missing"))
+        elif _hash(prev, row) != bytes(row[13]):
+            problems.append(_classify(rows, i, prev))
+        prev = bytes(row[13])
+        expected = seq + 1
+    last_seq = rows[-1][0] if rows else 0
+    if last_seq < head_seq:
+        problems.append(AuditProblem(last_seq + 1, "deleted", f"entries {last_seq + 1}..{head_seq} are missing"))
+    elif rows and last_seq == head_seq and prev != head_hash:
+        problems.append(AuditProblem(head_seq, "head_mismatch", "the last entry's hash differs from the chain head"))
+    return AuditReport(not problems, len(rows), head_seq, head_hash.hex(), problems)
+
+
+_INVARIANT_QUERIES: Final = (
+    (
+        "books unbalanced in {0}: debits {1} credits {2} (posted)",
+        "SELECT currency, sum(debits_posted), sum(credits_posted) FROM ledger_accounts GROUP BY currency "
+        "HAVING sum(debits_posted) <> sum(credits_posted)",
+    ),
+    (
+        "books unbalanced in {0}: debits {1} credits {2} (pending)",
+        "SELECT currency, sum(debits_pending), sum(credits_pending) FROM ledger_accounts GROUP BY currency "
+        "HAVING sum(debits_pending) <> sum(credits_pending)",
+    ),
+    (
+        "account {0} below its limit: available {1}, overdraft limit {2}",
+        "SELECT id, credits_posted - debits_posted - debits_pending, overdraft_limit_minor FROM ledger_accounts "
+        "WHERE account_type IN ('CHECKING', 'SAVINGS') "
+        "AND credits_posted - debits_posted - debits_pending < -overdraft_limit_minor",
+    ),
+    (
+        "loan account {0} overpaid: balance {1}",
+        "SELECT id, debits_posted - credits_posted - credits_pending, 0 FROM ledger_accounts "
+        "WHERE account_type = 'LOAN' AND debits_posted - credits_posted - credits_pending < 0",
+    ),
+    (
+        "account {0} totals differ from its entries: stored {1}, from journal {2}",
+        """WITH j AS (
+             SELECT a, sum(dp) dp, sum(cp) cp FROM (
+               SELECT debit_account a, amount_minor dp, 0::bigint cp FROM ledger_journal WHERE kind IN (0, 2)
+               UNION ALL
+               SELECT credit_account, 0, amount_minor FROM ledger_journal WHERE kind IN (0, 2)) x GROUP BY a),
+           p AS (
+             SELECT a, sum(dp) dp, sum(cp) cp FROM (
+               SELECT debit_account a, amount_minor dp, 0::bigint cp FROM ledger_pending WHERE state = 0
+               UNION ALL
+               SELECT credit_account, 0, amount_minor FROM ledger_pending WHERE state = 0) y GROUP BY a)
+           SELECT acc.id,
+                  array[acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending]::text,
+                  array[coalesce(j.dp, 0), coalesce(j.cp, 0), coalesce(p.dp, 0), coalesce(p.cp, 0)]::text
+           FROM ledger_accounts acc LEFT JOIN j ON j.a = acc.id LEFT JOIN p ON p.a = acc.id
+           WHERE (acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending)
+              <> (coalesce(j.dp, 0), coalesce(j.cp, 0), coalesce(p.dp, 0), coalesce(p.cp, 0))""",
+    ),
+    (
+        "journal entry {0} posts {1} to an account in {2} or to an unknown account",
+        "SELECT j.seq, j.currency, coalesce(d.currency, '?') || '/' || coalesce(c.currency, '?') "
+        "FROM ledger_journal j LEFT JOIN ledger_accounts d ON d.id = j.debit_account "
+        "LEFT JOIN ledger_accounts c ON c.id = j.credit_account "
+        "WHERE d.currency IS DISTINCT FROM j.currency OR c.currency IS DISTINCT FROM j.currency",
+    ),
+    (
+        "pending transfer {0} has no reservation entry ({1}, {2})",
+        "SELECT p.tx_id, p.state, p.amount_minor FROM ledger_pending p LEFT JOIN ledger_journal j "
+        "ON j.seq = p.tx_id AND j.kind = 1 WHERE j.seq IS NULL",
+    ),
+)
+
+
+def check_invariants(conninfo: str) -> list[str]:
+    """Every broken invariant of the books, as plain sentences; an empty list means OK."""
+    problems: list[str] = []
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for template, query in _INVARIANT_QUERIES:
+            for row in conn.execute(query).fetchmany(PROBLEMS_MAX):
+                problems.append(template.format(*row))
+    report = verify_journal(conninfo)
+    problems.extend(f"hash chain: {p.kind} at {p.seq}: {p.message}" for p in report.problems)
+    return problems

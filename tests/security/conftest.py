@@ -48,3 +48,9 @@ def settings() -> Settings:
         },
         environ={},
     )
+
+
+def audit_trail(conn: psycopg.Connection[Any], resource: str) -> list[tuple[str, str]]:
+    """(action, outcome) of the audit records about ``resource``, oldest first."""
+    rows = conn.execute("SELECT action, outcome FROM audit_log WHERE resource = %s ORDER BY id", (resource,))
+    return [(r[0], r[1]) for r in rows.fetchall()]

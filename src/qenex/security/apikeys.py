@@ -190,7 +190,7 @@ def create_key(
             conn, name=_check_name(name), role=checked_role, scopes=checked_scopes, owner_id=checked_owner,
             expires_at=expires_at, created_by=created_by, now=now,
         )
-        audit(conn, created_by, "api_key.created", resource=f"api_key:{created.id}", source_ip=source_ip,
+        audit(conn, created_by, "api_key.created", resource=f"key:{created.id}", source_ip=source_ip,
               details={"role": checked_role, "scopes": list(checked_scopes), "name": created.name})
     return created
 
@@ -231,7 +231,7 @@ def revoke_key(
         ).fetchone()
         if row is None:
             raise SecurityError(KEY_NOT_FOUND, "no API key has that id")
-        audit(conn, actor, "api_key.revoked", resource=f"api_key:{key_id}", source_ip=source_ip)
+        audit(conn, actor, "api_key.revoked", resource=f"key:{key_id}", source_ip=source_ip)
     _forget_everywhere(key_id)
     return get_key(conn, key_id)
 
@@ -265,7 +265,7 @@ def rotate_key(
             )
         else:
             conn.execute("UPDATE security_api_keys SET revoked_at = %s WHERE id = %s", (now, key_id))
-        audit(conn, actor, "api_key.rotated", resource=f"api_key:{key_id}", source_ip=source_ip,
+        audit(conn, actor, "api_key.rotated", resource=f"key:{key_id}", source_ip=source_ip,
               details={"new_key_id": created.id, "grace_seconds": int(grace.total_seconds())})
     _forget_everywhere(key_id)
     return created

@@ -44,6 +44,8 @@ ROLE_SCOPES: Final[dict[str, frozenset[str]]] = {
 # Roles that may never change anything, whatever scopes a credential carries.
 READ_ONLY_ROLES: Final = frozenset({"auditor"})
 
+_ACTOR_PREFIX: Final[dict[str, str]] = {"api_key": "key", "oauth_client": "client", "operator": "operator"}
+
 SCOPES_PER_CREDENTIAL_MAX = 32
 OWNER_ID_CHARS_MAX = 100
 
@@ -61,8 +63,11 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """The audit trail's name for this principal, e.g. ``api_key:3f2a...``."""
-        return f"{self.kind}:{self.id}"
+        """The audit trail's name for this principal: ``key:<id>``, ``client:<id>`` or ``operator:<id>``.
+
+        (Not ``api_key:...``: the audit redaction filter masks whatever follows a secret-looking word.)
+        """
+        return f"{_ACTOR_PREFIX[self.kind]}:{self.id}"
 
     def has_scope(self, scope: str) -> bool:
         if scope not in ROLE_SCOPES[self.role] and ADMIN not in ROLE_SCOPES[self.role]:

@@ -1,0 +1,309 @@
+"""Business rules the XSD cannot express: counts and sums computed (never trusted), unique ids,
+plausible dates, currency and decimals. Every issue is located by XPath and line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Final
+
+from lxml import etree
+
+from qenex.kernel.currencies import get_currency
+from qenex.payments.common import ValidationReport
+from qenex.payments.iso20022.model import TX_ELEMENTS, Iso20022Message, _dec
+from qenex.payments.iso20022.xmlsafe import local, where
+
+# A requested execution / settlement date further than this after the message's creation is
+# a typo (a wrong year), not a plan: banks accept warehoused payments up to about a year ahead.
+EXECUTION_DATE_AHEAD_DAYS_MAX: Final = 366
+# A message created further in the future than this (clock skew) is suspicious.
+CREATION_AHEAD_DAYS_MAX: Final = 1
+NOT_PROVIDED: Final = "NOTPROVIDED"
+# A paginated statement or an intraday report (camt.052) summarises entries the message itself
+# does not all carry, so a summary that disagrees with the entries present is only a warning.
+_SUMMARY_SEVERITY: Final = "warning"
+
+# Per family: where the amount of one transaction is (first match wins) and whether amounts are
+# instructions (errors) or reports (warnings, statements may carry 5 decimals of a rate product).
+_TX_AMOUNT_PATHS: Final[dict[str, tuple[str, ...]]] = {
+    "pain.001": ("Amt/InstdAmt", "Amt/EqvtAmt/Amt"),
+    "pain.008": ("InstdAmt",),
+    "pacs.003": ("IntrBkSttlmAmt",),
+    "pacs.008": ("IntrBkSttlmAmt",),
+    "pacs.009": ("IntrBkSttlmAmt",),
+    "pacs.004": ("RtrdIntrBkSttlmAmt",),
+    "pacs.010": ("IntrBkSttlmAmt",),
+    "camt.056": ("OrgnlIntrBkSttlmAmt",),
+}
+_DATE_PATHS: Final = ("ReqdExctnDt/Dt", "ReqdExctnDt/DtTm", "ReqdExctnDt", "ReqdColltnDt", "IntrBkSttlmDt")
+_UNIQUE_IDS: Final = (
+    ("PmtInfId", "iso20022_duplicate_pmtinfid"),
+    ("PmtId/InstrId", "iso20022_duplicate_instrid"),
+    ("PmtId/EndToEndId", "iso20022_duplicate_endtoendid"),
+    ("PmtId/TxId", "iso20022_duplicate_txid"),
+    ("PmtId/UETR", "iso20022_duplicate_uetr"),
+)
+
+
+def check_business_rules(msg: Iso20022Message, report: ValidationReport) -> None:
+    if msg.body is None:
+        return
+    txs = msg.transaction_elements()
+    family = msg.family
+    _check_group_counts(msg, txs, report)
+    _check_payment_info_counts(msg, report)
+    _check_unique_ids(msg, txs, report)
+    _check_amounts(msg, report, instruction=family[:4] in ("pain", "pacs") or family == "camt.056")
+    _check_dates(msg, txs, report)
+    if family in ("camt.052", "camt.053", "camt.054"):
+        _check_statement_totals(msg, report)
+
+
+def _tx_amount(msg: Iso20022Message, tx: etree._Element) -> Decimal | None:
+    for path in _TX_AMOUNT_PATHS.get(msg.family, ()):
+        el = msg.r.f(tx, path)
+        if el is not None:
+            return _dec(el.text)
+    return None
+
+
+def _count_and_sum(msg: Iso20022Message, txs: Iterable[etree._Element]) -> tuple[int, Decimal, bool]:
+    n, total, complete = 0, Decimal(0), True
+    for tx in txs:
+        n += 1
+        amount = _tx_amount(msg, tx)
+        if amount is None:
+            complete = False
+        else:
+            total += amount
+    return n, total, complete
+
+
+def _compare_count_sum(
+    msg: Iso20022Message,
+    holder: etree._Element,
+    txs: list[etree._Element],
+    report: ValidationReport,
+    what: str,
+) -> None:
+    r = msg.r
+    n, total, complete = _count_and_sum(msg, txs)
+    nb_el = r.f(holder, "NbOfTxs")
+    if nb_el is not None and (nb_el.text or "").strip() != str(n):
+        report.add(
+            "iso20022_nboftxs_mismatch",
+            f"{what} NbOfTxs states {(nb_el.text or '').strip()!r} but the message holds {n} transaction(s)",
+            where(nb_el),
+        )
+    sum_el = r.f(holder, "CtrlSum")
+    if sum_el is not None and complete and _family_has_amounts(msg):
+        stated = _dec(sum_el.text)
+        if stated is None or stated != total:
+            report.add(
+                "iso20022_ctrlsum_mismatch",
+                f"{what} CtrlSum states {(sum_el.text or '').strip()} but the amounts add up to {total}",
+                where(sum_el),
+            )
+
+
+def _family_has_amounts(msg: Iso20022Message) -> bool:
+    return msg.family in _TX_AMOUNT_PATHS
+
+
+def _check_group_counts(msg: Iso20022Message, txs: list[etree._Element], report: ValidationReport) -> None:
+    r = msg.r
+    body = msg.body
+    holder = r.f(body, "GrpHdr")
+    if msg.family == "camt.056":
+        holder = r.f(body, "CtrlData")
+    if holder is None:
+        return
+    if not _family_has_amounts(msg):
+        return  # other families' counts (pain.013, camt.029, ...) count other things
+    _compare_count_sum(msg, holder, txs, report, "group header")
+    ttl = r.f(holder, "TtlIntrBkSttlmAmt")
+    if ttl is None:
+        ttl = r.f(holder, "TtlRtrdIntrBkSttlmAmt")
+    if ttl is not None:
+        _check_total_settlement(msg, ttl, txs, report)
+
+
+def _check_total_settlement(
+    msg: Iso20022Message, ttl: etree._Element, txs: list[etree._Element], report: ValidationReport
+) -> None:
+    stated, ccy = _dec(ttl.text), ttl.get("Ccy")
+    total, currencies = Decimal(0), set()
+    for tx in txs:
+        el = msg.r.f(tx, "IntrBkSttlmAmt")
+        if el is None:
+            el = msg.r.f(tx, "RtrdIntrBkSttlmAmt")
+        if el is None:
+            return
+        total += _dec(el.text) or Decimal(0)
+        currencies.add(el.get("Ccy"))
+    if currencies and currencies != {ccy}:
+        report.add(
+            "iso20022_total_currency_mismatch",
+            f"total settlement amount is in {ccy} but transactions settle in {', '.join(sorted(map(str, currencies)))}",
+            where(ttl),
+        )
+    elif stated != total:
+        report.add(
+            "iso20022_total_amount_mismatch",
+            f"total settlement amount states {(ttl.text or '').strip()} but the transactions add up to {total}",
+            where(ttl),
+        )
+
+
+def _check_payment_info_counts(msg: Iso20022Message, report: ValidationReport) -> None:
+    r = msg.r
+    for pmt in r.all(msg.body, "PmtInf"):
+        txs = [c for c in pmt if local(c.tag) in TX_ELEMENTS]
+        pid = r.t(pmt, "PmtInfId") or "?"
+        _compare_count_sum(msg, pmt, txs, report, f"payment information {pid!r}")
+
+
+def _check_unique_ids(msg: Iso20022Message, txs: list[etree._Element], report: ValidationReport) -> None:
+    r = msg.r
+    for path, code in _UNIQUE_IDS:
+        holders = r.all(msg.body, "PmtInf") if path == "PmtInfId" else txs
+        seen: dict[str, etree._Element] = {}
+        for holder in holders:
+            el = r.f(holder, path)
+            value = (el.text or "").strip() if el is not None else ""
+            if not value or value.upper() == NOT_PROVIDED:
+                continue
+            if path.endswith("UETR"):
+                value = value.lower()
+            if value in seen:
+                report.add(code, f"{path.rsplit('/', 1)[-1]} {value!r} is not unique within the message", where(el))
+            else:
+                seen[value] = el
+
+
+def _check_amounts(msg: Iso20022Message, report: ValidationReport, *, instruction: bool) -> None:
+    severity = "error" if instruction else "warning"
+    checked = 0
+    for el in msg.body.iter():  # type: ignore[union-attr]
+        ccy = el.get("Ccy") if isinstance(el.tag, str) else None
+        if ccy is None:
+            continue
+        checked += 1
+        currency = get_currency(ccy)
+        if currency is None:
+            report.add(
+                "iso20022_unknown_currency", f"currency {ccy[:8]!r} is not an active ISO 4217 code", where(el), severity
+            )
+            continue
+        amount = _dec(el.text)
+        if amount is None:
+            continue  # the XSD reports a malformed amount
+        exponent = amount.as_tuple().exponent
+        if (
+            isinstance(exponent, int)
+            and exponent < -currency.minor_unit
+            and amount != amount.quantize(Decimal(1).scaleb(-currency.minor_unit))
+        ):
+            report.add(
+                "iso20022_amount_precision",
+                f"amount {amount} has more decimals than {ccy} allows ({currency.minor_unit})",
+                where(el),
+                severity,
+            )
+
+
+def _parse_dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _parse_d(text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        return None
+
+
+def _check_dates(msg: Iso20022Message, txs: list[etree._Element], report: ValidationReport) -> None:
+    r = msg.r
+    gh = r.f(msg.body, "GrpHdr")
+    cre_el = r.f(gh, "CreDtTm")
+    created = _parse_dt(cre_el.text if cre_el is not None else None)
+    if created is None:
+        return
+    now = datetime.now(created.tzinfo) if created.tzinfo else datetime.now()
+    if created - now > timedelta(days=CREATION_AHEAD_DAYS_MAX):
+        report.add("iso20022_creation_in_future", f"CreDtTm {cre_el.text} lies in the future", where(cre_el), "warning")  # type: ignore[union-attr]
+    holders = [gh, *r.all(msg.body, "PmtInf"), *txs]
+    for holder in holders:
+        for path in _DATE_PATHS:
+            el = r.f(holder, path)
+            if el is None or len(el):
+                continue
+            when = _parse_d(el.text)
+            if when is None:
+                continue
+            ahead = (when - created.date()).days
+            if ahead > EXECUTION_DATE_AHEAD_DAYS_MAX:
+                report.add(
+                    "iso20022_implausible_date",
+                    f"{local(el.tag)} {when} is {ahead} days after the message's creation"
+                    f" (max {EXECUTION_DATE_AHEAD_DAYS_MAX})",
+                    where(el),
+                )
+            elif ahead < 0:
+                report.add(
+                    "iso20022_date_before_creation",
+                    f"{local(el.tag)} {when} is before the message's creation date {created.date()}",
+                    where(el),
+                    "warning",
+                )
+
+
+def _check_statement_totals(msg: Iso20022Message, report: ValidationReport) -> None:
+    r = msg.r
+    for st in msg.body:  # type: ignore[union-attr]
+        if local(st.tag) not in ("Stmt", "Rpt", "Ntfctn"):
+            continue
+        entries = r.all(st, "Ntry")
+        summary = r.f(st, "TxsSummry")
+        if summary is None:
+            continue
+        groups = (
+            ("TtlNtries", entries),
+            ("TtlCdtNtries", [e for e in entries if r.t(e, "CdtDbtInd") == "CRDT"]),
+            ("TtlDbtNtries", [e for e in entries if r.t(e, "CdtDbtInd") == "DBIT"]),
+        )
+        for name, chosen in groups:
+            holder = r.f(summary, name)
+            if holder is None:
+                continue
+            nb = r.f(holder, "NbOfNtries")
+            if nb is not None and (nb.text or "").strip() != str(len(chosen)):
+                report.add(
+                    "iso20022_nbofntries_mismatch",
+                    f"{name}/NbOfNtries states {(nb.text or '').strip()!r}"
+                    f" but the statement holds {len(chosen)} such entries",
+                    where(nb),
+                    _SUMMARY_SEVERITY,
+                )
+            total_el = r.f(holder, "Sum")
+            amounts = [_dec(r.t(e, "Amt")) for e in chosen]
+            if total_el is not None and None not in amounts:
+                total = sum((a for a in amounts if a is not None), Decimal(0))
+                stated = _dec(total_el.text)
+                if stated is not None and stated != total:
+                    report.add(
+                        "iso20022_entries_sum_mismatch",
+                        f"{name}/Sum states {stated} but the entries add up to {total}",
+                        where(total_el),
+                        _SUMMARY_SEVERITY,
+                    )

@@ -1,0 +1,364 @@
+"""Validation of MT messages: blocks 1-5, field formats, structure and network validated rules.
+
+References are to the SWIFT Standards MT (General Information, Category 1/2/9 message reference
+guides). Each problem is one `ValidationIssue` with a stable code and a location such as
+``block 4 :32A: (line 5)``; validation never raises for bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Final
+
+from qenex.payments.common import PaymentFormatError, ValidationReport
+from qenex.payments.swift import fields as fmt
+from qenex.payments.swift import rules, schemas
+from qenex.payments.swift.model import Field, Message, MessageBatch, decode, parse_text
+from qenex.payments.swift.values import date_of
+
+_B1 = re.compile(r"(?P<app>[FAL])(?P<service>01|03|21)(?P<lt>[A-Z0-9]{12})(?P<session>[0-9]{4})(?P<isn>[0-9]{6})\Z")
+_B2_IN = re.compile(r"I(?P<mt>[0-9]{3})(?P<lt>[A-Z0-9]{12})(?P<prio>[SUN])?(?P<dm>[123])?(?P<obs>[0-9]{3})?\Z")
+_B2_OUT = re.compile(
+    r"O(?P<mt>[0-9]{3})(?P<time>[0-9]{4})(?P<date>[0-9]{6})(?P<lt>[A-Z0-9]{12})(?P<session>[0-9]{4})"
+    r"(?P<isn>[0-9]{6})(?P<odate>[0-9]{6})(?P<otime>[0-9]{4})(?P<prio>[SUN])?\Z"
+)
+UETR_V4: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
+_B3_FORMATS: Final = {
+    "103": re.compile(r"[A-Z]{3}\Z"),
+    "113": re.compile(r"[A-Za-z0-9/\-?:().,'+ ]{4}\Z"),
+    "108": re.compile(r"[A-Za-z0-9/\-?:().,'+ ]{1,16}\Z"),
+    "119": re.compile(r"[A-Za-z0-9]{1,8}\Z"),
+    "423": re.compile(r"[0-9]{12}([0-9]{1,6})?\Z"),
+    "106": re.compile(r"[0-9]{6}[A-Z0-9]{12}[0-9]{4}[0-9]{6}\Z"),
+    "424": re.compile(r"[A-Za-z0-9/\-?:().,'+ ]{1,16}\Z"),
+    "111": re.compile(r"[0-9]{3}\Z"),
+    "121": UETR_V4,
+    "115": re.compile(r".{1,32}\Z"),
+    "165": re.compile(r"/[A-Z0-9]{3}/.{0,34}\Z"),
+    "433": re.compile(r"/[A-Z]{3}/.{0,26}\Z", re.S),
+    "434": re.compile(r"/[A-Z]{3}/.{0,33}\Z", re.S),
+}
+_B5_TAGS: Final = frozenset({"CHK", "TNG", "PDE", "PDM", "DLM", "MAC", "SYS"})
+_CHK = re.compile(r"[0-9A-F]{12}\Z")
+# Types whose block 3 must carry the UETR (field 121) since SWIFT's gpi release of November 2018.
+UETR_REQUIRED_TYPES: Final = frozenset({"103", "202", "205"})
+# Named relaxations for real-world archives, usable as `qenex payments validate --relax NAME`.
+RELAXATIONS: Final = {
+    "allow_missing_uetr": "accept MT103/202/205 without the UETR (block 3 field 121), e.g. pre-2018 archives",
+}
+_BLOCK_ORDER: Final = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "S": 6}
+
+
+def parse(data: str | bytes) -> Message | MessageBatch:
+    """Parse MT text: one FIN message, an RJE/ACK batch, or a statement export (see `model`)."""
+    try:
+        return parse_text(decode(data))
+    except PaymentFormatError:
+        raise
+    except (RecursionError, MemoryError, UnicodeError) as exc:  # bounded input still protects us
+        raise PaymentFormatError(f"MT input could not be read: {type(exc).__name__}", code="mt_syntax") from None
+
+
+def validate(data: str | bytes | Message | MessageBatch, **options: Any) -> ValidationReport:
+    """Validate MT input. Relaxations (see RELAXATIONS): ``allow_missing_uetr=True`` accepts
+    MT103/202/205 without block 3 field 121 (archives from before SWIFT made it mandatory)."""
+    report = ValidationReport("mt")
+    if isinstance(data, Message | MessageBatch):
+        parsed: Message | MessageBatch = data
+    else:
+        try:
+            parsed = parse(data)
+        except PaymentFormatError as exc:
+            report.add(exc.code, exc.message, exc.location)
+            return report
+    unknown = set(options) - set(RELAXATIONS)
+    if unknown:
+        report.add("mt_option", f"unknown validation option(s): {', '.join(sorted(unknown))}", "options")
+        return report
+    require_uetr = not options.get("allow_missing_uetr", False)
+    if isinstance(parsed, MessageBatch):
+        types = []
+        for i, msg in enumerate(parsed.messages, start=1):
+            types.append(_validate_one(msg, report, f"message {i} ", require_uetr))
+        report.message_type = "batch of " + ", ".join(sorted(set(types)))
+    else:
+        report.message_type = _validate_one(parsed, report, "", require_uetr)
+    return report
+
+
+def _validate_one(msg: Message, report: ValidationReport, where: str, require_uetr: bool) -> str:
+    if msg.bare:
+        return _validate_bare(msg, report)
+    mt = msg.message_type
+    kind = _kind(msg, mt)
+    service = _check_headers(msg, report, where, mt, require_uetr)
+    b4 = msg.block("4")
+    if b4 is not None and b4.fields is not None:
+        if b4.tail != "-":
+            report.add("mt_block4_end", "block 4 must end with a line '-' before '}'", f"{where}block 4")
+        if b4.lead == "":
+            report.add("mt_block4_start", "block 4 must start with a line break after '{4:'", f"{where}block 4")
+        _check_fields(msg.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic)
+    elif b4 is None and service in ("01", ""):
+        report.add("mt_block_missing", "block 4 (text) is missing", f"{where}message")
+    return _type_name(kind, mt, service)
+
+
+def _type_name(kind: str, mt: str, service: str) -> str:
+    if service in ("21",):
+        return "ACK/NAK"
+    if kind == "103STP":
+        return "MT103 STP"
+    if kind == "202COV":
+        return "MT202 COV"
+    return f"MT{mt}" if mt else "MT"
+
+
+def _kind(msg: Message, mt: str) -> str:
+    if mt == "103" and msg.is_stp:
+        return "103STP"
+    if mt == "202" and (msg.is_cov or any(f.number in ("50", "59") for f in msg.fields)):
+        return "202COV"
+    return mt
+
+
+# ---- blocks 1, 2, 3, 5 --------------------------------------------------------------------------
+def _check_headers(msg: Message, report: ValidationReport, where: str, mt: str, require_uetr: bool) -> str:
+    last = 0
+    for block in msg.blocks:
+        order = _BLOCK_ORDER.get(block.name)
+        if order is None:
+            report.add("mt_block_unknown", f"unknown block {block.name!r}", f"{where}block {block.name}")
+        elif order <= last:
+            report.add(
+                "mt_block_order", f"block {block.name} is out of order or repeated", f"{where}block {block.name}"
+            )
+        else:
+            last = order
+        if not block.closed:
+            report.add("mt_block_unclosed", f"block {block.name} is not closed by '}}'", f"{where}block {block.name}")
+    b1 = msg.block("1")
+    service = ""
+    if b1 is None:
+        report.add("mt_block_missing", "block 1 (basic header) is missing", f"{where}block 1")
+    else:
+        m1 = _B1.match(b1.raw)
+        if m1 is None:
+            report.add(
+                "mt_block1_format",
+                "block 1 must be F01<12-char LT address><4-digit session><6-digit sequence>",
+                f"{where}block 1",
+            )
+        else:
+            service = m1["service"]
+            _check_lt(m1["lt"], report, f"{where}block 1")
+    if service == "21":  # an ACK/NAK service message carries {177:}{451:} and no block 2
+        return service
+    _check_block2(msg, report, where)
+    _check_block3(msg, report, where, mt, require_uetr)
+    _check_block5(msg, report, where)
+    return service
+
+
+def _check_lt(lt: str, report: ValidationReport, location: str) -> None:
+    bic = lt[:8] + lt[9:]
+    problem = bic_problem(bic)
+    if problem:
+        report.add("mt_bic", f"logical terminal {lt}: {problem}", location)
+
+
+def _check_block2(msg: Message, report: ValidationReport, where: str) -> None:
+    b2 = msg.block("2")
+    if b2 is None:
+        report.add("mt_block_missing", "block 2 (application header) is missing", f"{where}block 2")
+        return
+    raw = b2.raw
+    if raw.startswith("I"):
+        m = _B2_IN.match(raw)
+        if m is None:
+            report.add(
+                "mt_block2_format",
+                "input block 2 must be I<3-digit MT><12-char receiver>[priority][delivery monitoring][obsolescence]",
+                f"{where}block 2",
+            )
+            return
+        _check_lt(m["lt"], report, f"{where}block 2")
+    elif raw.startswith("O"):
+        m = _B2_OUT.match(raw)
+        if m is None:
+            report.add(
+                "mt_block2_format",
+                "output block 2 must be O<MT><time><MIR: date, LT, session, ISN><date><time>[priority]",
+                f"{where}block 2",
+            )
+            return
+        for key in ("date", "odate"):
+            if date_of(m[key]) is None:
+                report.add("mt_date", f"block 2 date {m[key]} is not a valid YYMMDD date", f"{where}block 2")
+        _check_lt(m["lt"], report, f"{where}block 2")
+    else:
+        report.add("mt_block2_format", "block 2 must start with I (input) or O (output)", f"{where}block 2")
+
+
+def _check_block3(msg: Message, report: ValidationReport, where: str, mt: str, require_uetr: bool) -> None:
+    b3 = msg.block("3")
+    subs = b3.subfields if b3 is not None and b3.subfields is not None else []
+    if b3 is not None and b3.subfields is None:
+        report.add("mt_block3_format", "block 3 must be a list of {tag:value} fields", f"{where}block 3")
+    seen: set[str] = set()
+    for tag, value in subs:
+        location = f"{where}block 3 {{{tag}:}}"
+        pattern = _B3_FORMATS.get(tag)
+        if pattern is None:
+            report.add("mt_block3_tag", f"field {tag} is not a user header field", location)
+        elif pattern.match(value) is None:
+            what = "a UUID version 4 in lower case (8-4-4-4-12)" if tag == "121" else "in its SWIFT format"
+            report.add("mt_block3_value", f"field {tag} value {value[:40]!r} is not {what}", location)
+        if tag in seen:
+            report.add("mt_block3_repeated", f"field {tag} appears twice", location)
+        seen.add(tag)
+    if require_uetr and mt in UETR_REQUIRED_TYPES and "121" not in seen:
+        report.add(
+            "mt_uetr_missing",
+            f"MT{mt} must carry the UETR in block 3 field 121 (SWIFT gpi, SR 2018)",
+            f"{where}block 3",
+        )
+
+
+def _check_block5(msg: Message, report: ValidationReport, where: str) -> None:
+    b5 = msg.block("5")
+    if b5 is None:
+        return
+    if b5.subfields is None:
+        if b5.raw:
+            report.add("mt_block5_format", "block 5 must be a list of {tag:value} trailers", f"{where}block 5")
+        return
+    for tag, value in b5.subfields:
+        if tag not in _B5_TAGS:
+            report.add("mt_block5_tag", f"trailer {tag} is not a SWIFT trailer", f"{where}block 5 {{{tag}:}}")
+        elif tag == "CHK" and _CHK.match(value) is None:
+            report.add("mt_block5_value", "CHK must be 12 hexadecimal characters", f"{where}block 5 {{CHK:}}")
+
+
+# ---- block 4 ------------------------------------------------------------------------------------
+def _check_fields(
+    fields: list[Field],
+    report: ValidationReport,
+    kind: str,
+    where: str,
+    mt: str,
+    sender: str | None = None,
+    receiver: str | None = None,
+) -> None:
+    structure = schemas.STRUCTURES.get(kind)
+    loc = _locator(fields, where)
+    for i, f in enumerate(fields):
+        _check_field_format(f, report, loc(i), known=structure is not None)
+    if structure is None:
+        if mt and not fields:
+            report.add("mt_empty", "block 4 has no fields", f"{where}block 4")
+        return
+    tags = [f.tag for f in fields]
+    consumed, missing = schemas.match(structure, tags)
+    for name in missing:
+        report.add("mt_field_missing", f"mandatory field {name} is missing", f"{where}block 4")
+    if consumed < len(tags):
+        allowed = schemas.all_tags(structure)
+        tag = tags[consumed]
+        if tag in allowed:
+            msg = f"field :{tag}: is out of sequence or repeated too often for MT{mt}"
+        else:
+            msg = f"field :{tag}: is not allowed in {_type_name(kind, mt, '01')}"
+        report.add("mt_field_unexpected", msg, loc(consumed))
+    elif not missing:  # network rules presuppose a complete structure
+        rules.check(kind, fields, report, loc, sender, receiver)
+
+
+def _locator(fields: list[Field], where: str) -> Callable[[int], str]:
+    def loc(i: int) -> str:
+        # Line numbers are counted only when an issue is reported: the common valid path stays cheap.
+        line = 2 + sum(f.value.count("\n") + 1 + max(f.eol.count("\n") - 1, 0) for f in fields[:i])
+        return f"{where}block 4 :{fields[i].tag}: (line {line})"
+
+    return loc
+
+
+def _check_field_format(f: Field, report: ValidationReport, location: str, known: bool) -> None:
+    text = f.text
+    ok = fmt.matches(f.tag, text)
+    if ok is None:
+        if known:
+            return  # unknown tags are reported by the structure check
+        if not fmt.is_x_text(text) and not f.tag.startswith("77"):
+            report.add("mt_charset", "value uses characters outside the SWIFT X character set", location)
+        return
+    if not ok:
+        notation = fmt.FORMATS[f.tag]
+        if f.tag != "77T" and not fmt.is_x_text(text):
+            report.add(
+                "mt_charset", f"value uses characters outside the SWIFT X character set (format {notation})", location
+            )
+        else:
+            report.add("mt_field_format", f"value {_show(text)} does not match the format {notation}", location)
+        return
+    for line in text.split("\n")[1:]:
+        if line.startswith(("-", ":")):
+            report.add("mt_field_line", "a continuation line must not start with '-' or ':'", location)
+            break
+    rules.check_field(f, report, location)
+
+
+def _show(text: str) -> str:
+    short = text if len(text) <= 40 else text[:37] + "..."
+    return repr(short)
+
+
+# ---- bare statement exports ---------------------------------------------------------------------
+def _validate_bare(msg: Message, report: ValidationReport) -> str:
+    """A statement export: statements start at each :20:. Non-field lines before a statement (a
+    transport header such as ``ABNANL2A`` / ``940``) are warnings; stray lines inside one are errors."""
+    statements: list[list[Field]] = []
+    line_no = 1
+    in_statement = False
+    for seg in msg.segments or []:
+        if isinstance(seg, Field):
+            in_statement = True
+            if seg.tag == "20" or not statements:
+                statements.append([])
+            statements[-1].append(seg)
+            line_no += seg.value.count("\n") + seg.eol.count("\n")
+            continue
+        text = seg.strip()
+        if text == "-":
+            in_statement = False
+        elif text:
+            severity = "error" if in_statement else "warning"
+            report.add("mt_stray_line", f"line {text[:30]!r} is not part of a field", f"line {line_no}", severity)
+        line_no += seg.count("\n")
+    types = set()
+    for n, fields in enumerate(statements, start=1):
+        kind = (
+            "942"
+            if any(f.tag in ("34F", "13D") for f in fields) and not any(f.number == "60" for f in fields)
+            else "940"
+        )
+        types.add(kind)
+        _check_fields(fields, report, kind, f"statement {n} ", kind)
+    return "MT" + "/".join(sorted(types))
+
+
+@lru_cache(maxsize=4096)
+def bic_problem(bic: str) -> str | None:
+    """None if `bic` is a well-formed BIC with a known country (ISO 3166 via schwifty); else why not."""
+    if not fmt.bic_shape_ok(bic):
+        return f"{bic!r} is not a BIC (4!a2!a2!c[3!c])"
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        BIC(bic)
+    except SchwiftyException as exc:
+        return f"{bic!r} is not a valid BIC: {exc}"
+    return None

@@ -204,6 +204,10 @@ class Pkcs11KeyProvider:
         if self._session is None:
             try:
                 self._session = self._token.open(user_pin=self._pin, rw=True)
+            except self._pkcs11.exceptions.UserAlreadyLoggedIn:
+                # PKCS#11 login is per process and token: another provider instance in this
+                # process already logged in, and a new session shares that state.
+                self._session = self._token.open(rw=True)
             except self._pkcs11.PKCS11Error as exc:
                 raise KeyProviderError(
                     f"cannot log in to the PKCS#11 token: {exc.__class__.__name__}", code="hsm_login_failed"

@@ -1,0 +1,150 @@
+"""Batches (independent and linked items), idempotency keys, reversal and currency exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from qenex import FinancialKernel, LedgerError, TransactionType
+
+D = Decimal
+
+
+async def _accounts(k: FinancialKernel, *balances: str, cur: str = "USD") -> list[int]:
+    return [(await k.create_account(owner_id="batch", currency=cur, initial_balance=bal)).id for bal in balances]
+
+
+def _t(a: int, b: int, amount: str, **extra) -> dict:
+    return {"type": "TRANSFER", "from_account": a, "to_account": b, "amount": amount, "currency": "USD", **extra}
+
+
+def test_batch_items_are_independent_and_in_order(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        results = await k.process_transactions([_t(a, b, "6.00"), _t(a, b, "6.00"), _t(a, b, "4.00"),
+                                                _t(a, b, "1.001")])
+        assert [r.ok for r in results] == [True, False, True, False]
+        assert results[1].error.code == "insufficient_funds" and results[3].error.code == "amount_precision"
+        assert results[0].transaction_id < results[2].transaction_id
+        assert await k.get_account_balance(a) == D("0.00")
+
+    kx(body)
+
+
+def test_linked_chain_fails_as_one(kx):
+    async def body(k: FinancialKernel):
+        a, b, c = await _accounts(k, "10.00", "0", "0")
+        results = await k.process_transactions([
+            _t(a, b, "5.00", linked=True), _t(b, c, "5.00", linked=True), _t(c, a, "99.00"),  # chain fails
+            _t(a, c, "1.00"),  # independent, succeeds
+        ])
+        assert [r.ok for r in results] == [False, False, False, True]
+        assert [r.error.code for r in results[:3]] == ["linked_event_failed", "linked_event_failed",
+                                                       "insufficient_funds"]
+        assert [await k.get_account_balance(x) for x in (a, b, c)] == [D("9.00"), D("0.00"), D("1.00")]
+        ok = await k.process_transactions([_t(a, b, "5.00", linked=True), _t(b, c, "5.00")])
+        assert all(r.ok for r in ok)
+        # A malformed item inside a chain fails the chain too.
+        bad = await k.process_transactions([_t(c, a, "1.00", linked=True), _t(a, b, "-1")])
+        assert [r.error.code for r in bad] == ["linked_event_failed", "invalid_amount"]
+
+    kx(body)
+
+
+def test_idempotent_replay_and_conflict(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        key = f"idem-{a}"
+        t1 = await k.process_transaction("TRANSFER", from_account=a, to_account=b, amount="3.00", currency="USD",
+                                         idempotency_key=key)
+        t2 = await k.process_transaction("TRANSFER", from_account=a, to_account=b, amount="3.00", currency="USD",
+                                         idempotency_key=key)
+        assert t1 == t2 and await k.get_account_balance(a) == D("7.00")
+        with pytest.raises(LedgerError) as info:
+            await k.process_transaction("TRANSFER", from_account=a, to_account=b, amount="3.01", currency="USD",
+                                        idempotency_key=key)
+        assert info.value.code == "idempotency_conflict"
+        # Same key twice inside one batch, and retried concurrently from many tasks.
+        res = await k.process_transactions([_t(a, b, "1.00", idempotency_key=key + "x"),
+                                            _t(a, b, "1.00", idempotency_key=key + "x")])
+        assert res[0].transaction_id == res[1].transaction_id and res[1].replayed
+        ids = await asyncio.gather(*[
+            k.process_transaction("TRANSFER", from_account=a, to_account=b, amount="1.00", currency="USD",
+                                  idempotency_key=key + "y") for _ in range(10)])
+        assert len(set(ids)) == 1
+        assert await k.get_account_balance(a) == D("5.00")
+        # Accounts, posts, voids and reversals take keys too.
+        acct1 = await k.create_account(owner_id="ik", currency="USD", initial_balance="5", idempotency_key=key + "a")
+        acct2 = await k.create_account(owner_id="ik", currency="USD", initial_balance="5", idempotency_key=key + "a")
+        assert acct1.id == acct2.id and acct2.balance == D("5.00")
+        with pytest.raises(LedgerError) as info:
+            await k.create_account(owner_id="ik", currency="USD", initial_balance="6", idempotency_key=key + "a")
+        assert info.value.code == "idempotency_conflict"
+        r1 = await k.reverse_transaction(t1, idempotency_key=key + "r")
+        assert await k.reverse_transaction(t1, idempotency_key=key + "r") == r1
+
+    kx(body)
+
+
+def test_batch_limit(kx):
+    async def body(k: FinancialKernel):
+        with pytest.raises(LedgerError) as info:
+            await k.process_transactions([{}] * 8191)
+        assert info.value.code == "batch_too_large"
+        assert await k.process_transactions([]) == []
+
+    kx(body)
+
+
+def test_reversal_is_a_compensating_entry(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        t = await k.process_transaction("TRANSFER", from_account=a, to_account=b, amount="4.00", currency="USD")
+        r = await k.reverse_transaction(t)
+        assert await k.get_account_balance(a) == D("10.00") and await k.get_account_balance(b) == D("0.00")
+        rev = await k.get_transaction(r)
+        assert rev.type == TransactionType.REVERSAL and rev.related_transaction_id == t
+        assert rev.from_account == b and rev.to_account == a
+        assert (await k.get_transaction(t)).status == "reversed"
+        for target, code in ((t, "already_reversed"), (r, "not_reversible"), (10**12, "transaction_not_found")):
+            with pytest.raises(LedgerError) as info:
+                await k.reverse_transaction(target)
+            assert info.value.code == code
+        # Through process_transaction as well; a reversal that would overdraw the receiver is refused.
+        t2 = await k.process_transaction("TRANSFER", from_account=a, to_account=b, amount="4.00", currency="USD")
+        await k.process_transaction("TRANSFER", from_account=b, to_account=a, amount="4.00", currency="USD")
+        with pytest.raises(LedgerError) as info:
+            await k.process_transaction(TransactionType.REVERSAL, original_transaction_id=t2)
+        assert info.value.code == "insufficient_funds"
+
+    kx(body)
+
+
+def test_exchange_records_rate_and_balances_per_currency(kx):
+    async def body(k: FinancialKernel):
+        usd = await k.create_account(owner_id="fx", currency="USD", initial_balance="100.00")
+        eur = await k.create_account(owner_id="fx", currency="EUR")
+        jpy = await k.create_account(owner_id="fx", currency="JPY")
+        t = await k.process_transaction(TransactionType.EXCHANGE, from_account=usd.id, to_account=eur.id,
+                                        amount="10.00", currency="USD", rate="0.9215")
+        assert await k.get_account_balance(usd.id) == D("90.00")
+        assert await k.get_account_balance(eur.id) == D("9.22")  # 9.215 rounded half-even
+        tx = await k.get_transaction(t)
+        assert tx.fx_rate == D("0.9215") and len(tx.legs) == 2
+        assert {leg.currency for leg in tx.legs} == {"USD", "EUR"}
+        assert tx.legs[0].amount == D("10.00") and tx.legs[1].amount == D("9.22")
+        await k.process_transaction("EXCHANGE", from_account=usd.id, to_account=jpy.id, amount="1.00",
+                                    rate="151.37")
+        assert await k.get_account_balance(jpy.id) == D("151")
+        with pytest.raises(LedgerError) as info:
+            await k.process_transaction("EXCHANGE", from_account=usd.id, to_account=eur.id, amount="1",
+                                        currency="USD")
+        assert info.value.code == "invalid_request"  # no rate
+        with pytest.raises(LedgerError) as info:
+            await k.process_transaction("EXCHANGE", from_account=usd.id, to_account=eur.id, amount="1000",
+                                        currency="USD", rate="0.9")
+        assert info.value.code == "insufficient_funds"
+
+    kx(body)

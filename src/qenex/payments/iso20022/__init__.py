@@ -38,6 +38,7 @@ from qenex.payments.iso20022.build import (
     with_app_header,
 )
 from qenex.payments.iso20022.describe import describe
+from qenex.payments.iso20022.identifiers import compact_iban, validate_bic, validate_iban
 from qenex.payments.iso20022.model import (
     AppHeader,
     Balance,
@@ -109,6 +110,7 @@ __all__ = [
     "build_pain002",
     "build_pain008",
     "build_pain008_groups",
+    "compact_iban",
     "describe",
     "get_schema",
     "new_uetr",
@@ -117,5 +119,7 @@ __all__ = [
     "schema_path",
     "to_xml",
     "validate",
+    "validate_bic",
+    "validate_iban",
     "with_app_header",
 ]

@@ -12,6 +12,7 @@ from lxml import etree
 
 from qenex.kernel.currencies import get_currency
 from qenex.payments.common import ValidationReport
+from qenex.payments.iso20022.identifiers import validate_iban
 from qenex.payments.iso20022.model import TX_ELEMENTS, Iso20022Message, _dec
 from qenex.payments.iso20022.xmlsafe import local, where
 
@@ -59,6 +60,16 @@ def check_business_rules(msg: Iso20022Message, report: ValidationReport) -> None
     _check_dates(msg, txs, report)
     if family in ("camt.052", "camt.053", "camt.054"):
         _check_statement_totals(msg, report)
+    _check_ibans(msg, report)
+
+
+def _check_ibans(msg: Iso20022Message, report: ValidationReport) -> None:
+    # The schema checks an IBAN's shape only. A wrong check digit is reported as a warning here
+    # (scheme validators such as qenex.payments.sepa make it an error).
+    tag = f"{{{msg.namespace}}}IBAN" if msg.namespace else "IBAN"
+    for el in msg.body.iter(tag):  # type: ignore[union-attr]
+        for issue in validate_iban((el.text or "").strip()).errors:
+            report.add(issue.code, issue.message, where(el), "warning")
 
 
 def _tx_amount(msg: Iso20022Message, tx: etree._Element) -> Decimal | None:

@@ -174,12 +174,16 @@ def is_x_text(value: str) -> bool:
     return all(_X_LINE.fullmatch(line) for line in value.split("\n"))
 
 
+# Every known tag's compiled pattern, built once at import (the hot path is a dict lookup).
+PATTERNS: Final[dict[str, re.Pattern[str]]] = {tag: pattern(notation) for tag, notation in FORMATS.items()}
+
+
 def matches(tag: str, value: str) -> bool | None:
     """Whether `value` (line breaks normalised to LF) matches the format of `tag`; None if unknown."""
-    notation = FORMATS.get(tag)
-    if notation is None:
+    compiled = PATTERNS.get(tag)
+    if compiled is None:
         return None
-    return pattern(notation).match(value) is not None
+    return compiled.match(value) is not None
 
 
 def bic_shape_ok(code: str) -> bool:
@@ -193,3 +197,18 @@ def split_tag(tag: str) -> tuple[str, str]:
     """("32", "A") for "32A"; ("NS", "") for a non-standard tag."""
     m = _ROLE_TAG.match(tag)
     return (m.group(1), m.group(2)) if m else (tag, "")
+
+
+@lru_cache(maxsize=4096)
+def bic_problem(bic: str) -> str | None:
+    """None if `bic` is a well-formed BIC with a known country (ISO 3166 via schwifty); else why not."""
+    if not bic_shape_ok(bic):
+        return f"{bic!r} is not a BIC (4!a2!a2!c[3!c])"
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        BIC(bic)
+    except SchwiftyException as exc:
+        return f"{bic!r} is not a valid BIC: {exc}"
+    return None

@@ -318,41 +318,31 @@ def _read_text_block(text: str, body_start: int) -> tuple[Block, int]:
     return Block("4", fields=fields, lead=body[:lead_len], tail=tail), end + 1
 
 
+_FIELD_TAGS = re.compile(r"(?:\A|(?<=\n)):([0-9]{2}[A-Z]?|NS):")
+
+
 def _split_fields(body: str, text: str, offset: int) -> list[Field]:
+    """Fields start at the beginning and at every ``:tag:`` right after a line break (one C-level scan)."""
     if not body:
         return []
-    if not _FIELD_START.match(body):
+    marks = list(_FIELD_TAGS.finditer(body))
+    if not marks or marks[0].start() != 0:
         raise PaymentFormatError(
             "block 4 must start with a ':tag:' field", location=_where(text, offset), code="mt_syntax"
         )
-    starts = [m.start() for m in _iter_field_starts(body)]
-    if len(starts) > FIELDS_PER_MESSAGE_MAX:
+    if len(marks) > FIELDS_PER_MESSAGE_MAX:
         raise PaymentFormatError("too many fields in block 4", code="mt_too_large")
     fields: list[Field] = []
-    for i, s in enumerate(starts):
-        chunk = body[s : starts[i + 1] if i + 1 < len(starts) else len(body)]
-        m = _FIELD_START.match(chunk)
-        if m is None:  # pragma: no cover - starts come from the same pattern
-            raise PaymentFormatError("malformed field", code="mt_syntax")
-        value = chunk[m.end() :]
-        eol = ""
-        for brk in ("\r\n", "\n"):
-            if value.endswith(brk):
-                value, eol = value[: -len(brk)], brk
-                break
-        fields.append(Field(m.group(1), value, eol))
+    ends = [m.start() for m in marks[1:]] + [len(body)]
+    for m, end in zip(marks, ends, strict=True):
+        value = body[m.end() : end]
+        if value.endswith("\r\n"):
+            fields.append(Field(m.group(1), value[:-2], "\r\n"))
+        elif value.endswith("\n"):
+            fields.append(Field(m.group(1), value[:-1], "\n"))
+        else:
+            fields.append(Field(m.group(1), value, ""))
     return fields
-
-
-def _iter_field_starts(body: str) -> Iterator[re.Match[str]]:
-    """Field starts: at the beginning, and ``:tag:`` right after a line break."""
-    first = _FIELD_START.match(body)
-    if first:
-        yield first
-    for m in re.finditer(r"\n(?=:(?:[0-9]{2}[A-Z]?|NS):)", body):
-        sm = _FIELD_START.match(body, m.end())
-        if sm:
-            yield sm
 
 
 def _parse_bare(text: str) -> Message | MessageBatch:

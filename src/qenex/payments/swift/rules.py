@@ -52,9 +52,7 @@ def check_field(f: Field, report: ValidationReport, where: str) -> None:
         checker(f.text, report, where)
     if f.tag in fmt.BIC_OPTIONS:
         bic = f.text.rsplit("\n", 1)[-1]
-        from qenex.payments.swift.validate import bic_problem
-
-        problem = bic_problem(bic)
+        problem = fmt.bic_problem(bic)
         if problem:
             report.add("mt_bic", problem, where)
 
@@ -178,6 +176,10 @@ _FIELD_CHECKS: Final[dict[str, Callable[[str, ValidationReport, str], None]]] = 
     "50F": _check_50f,
     "59F": _check_59f,
 }
+
+
+# Tags with a semantic check beyond their format (the validator skips the others quickly).
+CHECKED_TAGS: Final = frozenset(_FIELD_CHECKS) | fmt.BIC_OPTIONS
 
 
 # ---- network rules ------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, Final
 
 from qenex.payments.common import PaymentFormatError, ValidationReport
@@ -255,10 +254,18 @@ def _check_fields(
     structure = schemas.STRUCTURES.get(kind)
     loc = _locator(fields, where)
     for i, f in enumerate(fields):
-        _check_field_format(f, report, loc(i), known=structure is not None)
+        _check_field_format(f, report, loc, i, known=structure is not None)
     if structure is None:
         if mt and not fields:
             report.add("mt_empty", "block 4 has no fields", f"{where}block 4")
+        elif mt:
+            report.add(
+                "mt_rules_not_checked",
+                f"MT{mt}: headers, field syntax and the character set were checked; "
+                "its structure and network rules are not modelled",
+                f"{where}block 4",
+                "warning",
+            )
         return
     tags = [f.tag for f in fields]
     consumed, missing = schemas.match(structure, tags)
@@ -277,37 +284,61 @@ def _check_fields(
 
 
 def _locator(fields: list[Field], where: str) -> Callable[[int], str]:
+    first_lines: list[int] = []
+
     def loc(i: int) -> str:
         # Line numbers are counted only when an issue is reported: the common valid path stays cheap.
-        line = 2 + sum(f.value.count("\n") + 1 + max(f.eol.count("\n") - 1, 0) for f in fields[:i])
-        return f"{where}block 4 :{fields[i].tag}: (line {line})"
+        if not first_lines:
+            line = 2
+            for f in fields:
+                first_lines.append(line)
+                line += f.value.count("\n") + 1 + max(f.eol.count("\n") - 1, 0)
+        return f"{where}block 4 :{fields[i].tag}: (line {first_lines[i]})"
 
     return loc
 
 
-def _check_field_format(f: Field, report: ValidationReport, location: str, known: bool) -> None:
+class _Sink:
+    """Collects a field's problems without a location; the caller locates them only if any."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, code: str, message: str, location: str = "", severity: str = "error") -> None:
+        self.items.append((code, message))
+
+
+def _check_field_format(f: Field, report: ValidationReport, loc: Callable[[int], str], i: int, known: bool) -> None:
     text = f.text
-    ok = fmt.matches(f.tag, text)
+    compiled = fmt.PATTERNS.get(f.tag)
+    ok = None if compiled is None else compiled.match(text) is not None
     if ok is None:
         if known:
             return  # unknown tags are reported by the structure check
         if not fmt.is_x_text(text) and not f.tag.startswith("77"):
-            report.add("mt_charset", "value uses characters outside the SWIFT X character set", location)
+            report.add("mt_charset", "value uses characters outside the SWIFT X character set", loc(i))
         return
     if not ok:
         notation = fmt.FORMATS[f.tag]
         if f.tag != "77T" and not fmt.is_x_text(text):
             report.add(
-                "mt_charset", f"value uses characters outside the SWIFT X character set (format {notation})", location
+                "mt_charset", f"value uses characters outside the SWIFT X character set (format {notation})", loc(i)
             )
         else:
-            report.add("mt_field_format", f"value {_show(text)} does not match the format {notation}", location)
+            report.add("mt_field_format", f"value {_show(text)} does not match the format {notation}", loc(i))
         return
-    for line in text.split("\n")[1:]:
-        if line.startswith(("-", ":")):
-            report.add("mt_field_line", "a continuation line must not start with '-' or ':'", location)
-            break
-    rules.check_field(f, report, location)
+    if "\n" in text:
+        for line in text.split("\n")[1:]:
+            if line.startswith(("-", ":")):
+                report.add("mt_field_line", "a continuation line must not start with '-' or ':'", loc(i))
+                break
+    if f.tag in rules.CHECKED_TAGS:
+        sink = _Sink()
+        rules.check_field(f, sink, "")  # type: ignore[arg-type]  # duck-typed report
+        for code, message in sink.items:
+            report.add(code, message, loc(i))
 
 
 def _show(text: str) -> str:
@@ -349,16 +380,4 @@ def _validate_bare(msg: Message, report: ValidationReport) -> str:
     return "MT" + "/".join(sorted(types))
 
 
-@lru_cache(maxsize=4096)
-def bic_problem(bic: str) -> str | None:
-    """None if `bic` is a well-formed BIC with a known country (ISO 3166 via schwifty); else why not."""
-    if not fmt.bic_shape_ok(bic):
-        return f"{bic!r} is not a BIC (4!a2!a2!c[3!c])"
-    from schwifty import BIC
-    from schwifty.exceptions import SchwiftyException
-
-    try:
-        BIC(bic)
-    except SchwiftyException as exc:
-        return f"{bic!r} is not a valid BIC: {exc}"
-    return None
+bic_problem = fmt.bic_problem

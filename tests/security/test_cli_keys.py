@@ -98,3 +98,22 @@ def test_user_mistakes_are_one_line_errors(security_db_url: str, args: list[str]
 def test_missing_required_options_are_usage_errors(security_db_url: str) -> None:
     result = qenex(security_db_url, "keys", "create", "--role", "teller")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_rotate_master_calls_the_envelope(fresh_db_url: str) -> None:
+    import base64
+    import secrets
+
+    env_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    first = _with_master(fresh_db_url, env_key)
+    second = _with_master(fresh_db_url, env_key)
+    assert isinstance(first, dict) and isinstance(second, dict) and first != second
+
+
+def _with_master(db_url: str, master_key: str) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QENEX_")}
+    env.update(QENEX_DATABASE_URL=db_url, QENEX_MASTER_KEY=master_key)
+    result = subprocess.run([sys.executable, "-m", "qenex", "keys", "rotate-master", "--json"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

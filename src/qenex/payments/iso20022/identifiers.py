@@ -23,6 +23,16 @@ def compact_iban(value: str) -> str:
     return _IBAN_SEPARATORS.sub("", value).upper()
 
 
+def iban_checksum_ok(value: str) -> bool:
+    """ISO 13616 check digits only (mod 97 of the rearranged IBAN is 1): the cheap test the
+    message validator runs on every IBAN; `validate_iban` adds length and BBAN structure."""
+    text = compact_iban(value)
+    if len(text) < 5 or not text.isascii() or not text.isalnum():
+        return False
+    digits = "".join(str(int(c, 36)) for c in text[4:] + text[:4])
+    return int(digits) % 97 == 1
+
+
 def validate_iban(value: object) -> ValidationReport:
     """Structure, length, check digits and (where schwifty knows it) the national BBAN format."""
     report = ValidationReport(format="iban", message_type="IBAN")

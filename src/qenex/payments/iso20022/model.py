@@ -40,6 +40,11 @@ def _dec(text: str | None) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+# Paths are literals from this package, so the cache stays small; the cap is a safety net.
+_PATH_CACHE_MAX: Final = 4096
+_PREFIXED_PATHS: dict[str, str] = {}
+
+
 class _Reader:
     """Namespace-bound finders: `t(el, 'PmtId/EndToEndId')` reads text by local-name path."""
 
@@ -51,7 +56,12 @@ class _Reader:
     def _path(self, path: str) -> str:
         if not self.ns:
             return path
-        return "/".join(f"d:{p}" for p in path.split("/"))
+        cached = _PREFIXED_PATHS.get(path)
+        if cached is None:
+            cached = "/".join(f"d:{p}" for p in path.split("/"))
+            if len(_PREFIXED_PATHS) < _PATH_CACHE_MAX:
+                _PREFIXED_PATHS[path] = cached
+        return cached
 
     def f(self, el: etree._Element | None, path: str) -> etree._Element | None:
         if el is None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
+from operator import itemgetter
 
 from qenex.payments.ach.options import AchOptions
 from qenex.payments.ach.records import (
@@ -18,17 +20,15 @@ from qenex.payments.ach.records import (
     AchFile,
     Addenda,
     ADVBatchControl,
-    ADVEntryDetail,
     ADVFileControl,
     Batch,
     BatchControl,
     BatchHeader,
     Entry,
-    EntryDetail,
     FileControl,
     FileHeader,
     IATBatchHeader,
-    IATEntryDetail,
+    entry_class,
 )
 from qenex.payments.common import MESSAGE_BYTES_MAX, PaymentFormatError, ValidationIssue
 
@@ -182,7 +182,7 @@ class _Reader:
         header = IATBatchHeader(line, n) if iat else BatchHeader(line, n)
         if line[1:4] == "280" or sec == "ADV":
             self.adv_file = True
-        self.batch = Batch(header=header)
+        self.batch = Batch(header=header, entries=[])
         self.file.batches.append(self.batch)
 
     def on_entry(self, line: str, n: int) -> None:
@@ -194,15 +194,7 @@ class _Reader:
         if batch.control is not None:
             self.issue("ach_entry_after_batch_control", "entry detail record after its batch control", n)
             return
-        sec = batch.header.line[50:53]
-        record: EntryDetail | IATEntryDetail | ADVEntryDetail
-        if sec == "IAT" or isinstance(batch.header, IATBatchHeader):
-            record = IATEntryDetail(line, n)
-        elif sec == "ADV":
-            record = ADVEntryDetail(line, n)
-        else:
-            record = EntryDetail(line, n)
-        self.entry = Entry(record)
+        self.entry = Entry(entry_class(batch.header)(line, n))
         batch.entries.append(self.entry)
 
     def on_addenda(self, line: str, n: int) -> None:
@@ -247,6 +239,46 @@ class _Reader:
             raise PaymentFormatError("no NACHA record found", location="line 1", code="ach_not_nacha")
 
 
+# A well-formed file's record types, one character per record: header, batches of
+# (header, entries with addenda, control), file control, 9-filled padding.
+_WELL_FORMED = re.compile(r"1(?:5(?:67*)+8)*9")
+_BATCH = re.compile(r"5[67]+8")
+
+
+def _fast_read(lines: list[str], opts: AchOptions) -> AchFile | None:
+    """The common case in C-speed bulk operations; None when anything needs the full reader."""
+    if set(map(len, lines)) != {RECORD_LENGTH_CHARS}:
+        return None
+    types = "".join(map(itemgetter(0), lines))
+    head = _WELL_FORMED.match(types)
+    if head is None:
+        return None
+    tail = head.end()
+    if lines[tail:] != [PADDING_RECORD] * (len(lines) - tail) or lines[tail - 1] == PADDING_RECORD:
+        return None
+    f = AchFile(header=FileHeader(lines[0], 1), options=opts.enabled())
+    adv = False
+    for m in _BATCH.finditer(types, 1, tail - 1):
+        s, e = m.start(), m.end() - 1
+        hline = lines[s]
+        sec = hline[50:53]
+        header: BatchHeader | IATBatchHeader
+        if sec == "IAT" or (sec == "COR" and hline[4:10] == "IATCOR"):
+            header = IATBatchHeader(hline, s + 1)
+        else:
+            header = BatchHeader(hline, s + 1)
+        is_adv = hline[1:4] == "280" or sec == "ADV"
+        adv = adv or is_adv
+        control = ADVBatchControl(lines[e], e + 1) if is_adv else BatchControl(lines[e], e + 1)
+        batch = Batch(header=header, control=control, raw=(lines, s + 1, e))
+        if "7" in types[s:e]:
+            batch.entries  # noqa: B018 - materialize now: entries with addenda are not lazy
+        f.batches.append(batch)
+    f.control = ADVFileControl(lines[tail - 1], tail) if adv else FileControl(lines[tail - 1], tail)
+    f.padding_lines = len(lines) - tail
+    return f
+
+
 def read(data: str | bytes, opts: AchOptions) -> tuple[AchFile, list[ValidationIssue]]:
     """The file and every structural issue found while reading it."""
     text = to_text(data)
@@ -255,6 +287,9 @@ def read(data: str | bytes, opts: AchOptions) -> tuple[AchFile, list[ValidationI
     lines = split_records(text)
     if not lines:
         raise PaymentFormatError("empty ACH file", location="line 1", code="ach_empty")
+    fast = _fast_read(lines, opts)
+    if fast is not None:
+        return fast, []
     reader = _Reader(opts)
     achfile = reader.read(lines)
     return achfile, reader.issues

@@ -455,11 +455,41 @@ class Entry:
         return out
 
 
-@dataclass(slots=True)
 class Batch:
-    header: AnyBatchHeader
-    entries: list[Entry] = field(default_factory=list)
-    control: BatchControl | ADVBatchControl | None = None
+    """A batch: header, entries (with their addenda), control.
+
+    A batch read by the fast reader keeps its raw entry lines and builds `Entry` objects only
+    when ``entries`` is first used: validation of a plain batch never needs them.
+    """
+
+    __slots__ = ("_entries", "_raw", "control", "header")
+
+    def __init__(
+        self,
+        header: AnyBatchHeader,
+        entries: list[Entry] | None = None,
+        control: BatchControl | ADVBatchControl | None = None,
+        raw: tuple[list[str], int, int] | None = None,
+    ) -> None:
+        self.header = header
+        self.control = control
+        self._raw = raw
+        self._entries = entries if entries is not None or raw is not None else []
+
+    @property
+    def entries(self) -> list[Entry]:
+        if self._entries is None:
+            lines, start, end = self._raw  # type: ignore[misc]
+            self._entries = build_entries(self.header, lines, start, end)
+        return self._entries
+
+    @property
+    def plain_lines(self) -> list[str] | None:
+        """The entry lines of a lazily read batch without addenda, else None."""
+        if self._raw is None or self._entries is not None:
+            return None
+        lines, start, end = self._raw
+        return lines[start:end]
 
     @property
     def sec(self) -> str:
@@ -473,6 +503,28 @@ class Batch:
         if self.control is not None:
             out.append(self.control)
         return out
+
+
+def entry_class(header: AnyBatchHeader) -> type[EntryDetail] | type[IATEntryDetail] | type[ADVEntryDetail]:
+    sec = header.line[50:53]
+    if sec == "IAT" or isinstance(header, IATBatchHeader):
+        return IATEntryDetail
+    if sec == "ADV":
+        return ADVEntryDetail
+    return EntryDetail
+
+
+def build_entries(header: AnyBatchHeader, lines: list[str], start: int, end: int) -> list[Entry]:
+    """Entries of lines[start:end] (entry and addenda records only, in file order)."""
+    cls = entry_class(header)
+    out: list[Entry] = []
+    for i in range(start, end):
+        line = lines[i]
+        if line[0] == "6":
+            out.append(Entry(cls(line, i + 1)))
+        else:
+            out[-1].addenda.append(ADDENDA_CLASSES.get(line[1:3], Addenda)(line, i + 1))
+    return out
 
 
 @dataclass(slots=True)

@@ -1,0 +1,399 @@
+"""NACHA ACH: builder, reader, validator rules, relaxations, merge/split, fast path = slow path.
+
+Fixtures are built here from the NACHA Operating Rules record layouts (Appendix One/Three);
+the shared moov-io corpus is only used (when present) to prove the two validation paths agree.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qenex.payments import ach
+from qenex.payments.ach import validator as ach_validator
+from qenex.payments.ach.ops import assemble
+from qenex.payments.common import PaymentFormatError
+
+ODFI = "121042882"
+RDFI = "231380104"
+CREATED = datetime(2024, 3, 4, 9, 30)
+
+
+def codes(report) -> set[str]:
+    return {i.code for i in report.errors}
+
+
+def build(sec: str = "PPD", entries: int = 2, *, same_day: bool = False, debit: bool = False, addenda=None):
+    fb = ach.FileBuilder(RDFI, " " + ODFI, "FEDERAL RESERVE BANK", "MY BANK", created=CREATED)
+    batch = fb.add_batch(
+        sec, "ACME CORP", "1234567890", "PAYROLL", ODFI, effective_date=date(2024, 3, 5), same_day=same_day
+    )
+    for i in range(entries):
+        batch.add_entry(
+            "27" if debit else "22",
+            RDFI,
+            f"ACCT{i}",
+            1000 + i,
+            identification=f"ID{i}",
+            name=f"RECEIVER {i}",
+            discretionary="S " if sec == "WEB" else "",
+            addenda05=addenda,
+        )
+    return fb.build()
+
+
+def rebuild(f: ach.AchFile, entry_lines: dict[int, str]) -> ach.AchFile:
+    """The file with some entry lines replaced (by index) and every control recomputed."""
+    b = f.batches[0]
+    entries = list(b.entries)
+    for idx, line in entry_lines.items():
+        e = entries[idx]
+        entries[idx] = ach.Entry(type(e.record)(line, e.record.line_no), e.addenda)
+    return assemble(f.header.line, [(b.header.line, entries)])
+
+
+def replace(line: str, start: int, value: str) -> str:
+    """Overwrite 1-based column ``start`` onwards with ``value``."""
+    return line[: start - 1] + value + line[start - 1 + len(value) :]
+
+
+# -- routing check digit -----------------------------------------------------------------
+@pytest.mark.parametrize("routing", ["021000021", "231380104", "121042882", "011000015"])
+def test_routing_check_digit_valid(routing: str) -> None:
+    assert ach.routing_valid(routing)
+    assert ach.routing_check_digit(routing[:8]) == int(routing[8])
+
+
+@pytest.mark.parametrize("routing", ["021000022", "23138010", "2313801045", "23138O104", ""])
+def test_routing_check_digit_invalid(routing: str) -> None:
+    assert not ach.routing_valid(routing)
+
+
+# -- builder and round trip --------------------------------------------------------------
+def test_built_file_is_valid_blocked_and_round_trips() -> None:
+    f = build(entries=3)
+    text = f.to_string()
+    lines = text.splitlines()
+    assert all(len(line) == 94 for line in lines)
+    assert len(lines) % 10 == 0 and lines[-1] == "9" * 94
+    report = ach.validate(text)
+    assert report.valid, report.issues
+    assert report.message_type == "NACHA PPD"
+    again = ach.parse(text)
+    assert ach.render(again) == text  # byte-faithful for canonical input
+    b = again.batches[0]
+    assert [e.amount_cents for e in b.entries] == [1000, 1001, 1002]
+    control = b.control
+    assert int(control.total_credit) == 3003 and int(control.total_debit) == 0
+    assert int(control.entry_hash) == 3 * int(RDFI[:8])
+    assert b.header.service_class_code == "220"
+
+
+def test_builder_mixed_batch_and_describe() -> None:
+    fb = ach.FileBuilder(RDFI, "1234567890", "DEST", "ORIG", created=CREATED)
+    batch = fb.add_batch("CCD", "ACME", "1234567890", "VENDORPAY", ODFI, effective_date=date(2024, 3, 5))
+    batch.add_entry("22", RDFI, "111", 12345, name="SUPPLIER")
+    batch.add_entry("27", RDFI, "222", 500, name="CLIENT")
+    f = fb.build()
+    assert ach.validate(f).valid
+    summary = ach.describe(f)
+    assert summary["total_credit"] == "123.45" and summary["total_debit"] == "5.00"
+    assert summary["batches"][0]["service_class_code"] == "200"
+
+
+def test_builder_ctx_counts_addenda() -> None:
+    f = build("CTX", entries=1, addenda=["ISA*00*PAYMENT ONE", "ISA*00*PAYMENT TWO", "SE*3*0001"])
+    report = ach.validate(f.to_string())
+    assert report.valid, report.issues
+    e = f.batches[0].entries[0]
+    assert e.record.line[54:58] == "0003" and len(e.addenda) == 3
+    assert [a.line[83:87] for a in e.addenda] == ["0001", "0002", "0003"]
+
+
+def test_builder_refuses_bad_input() -> None:
+    fb = ach.FileBuilder(RDFI, "1234567890", "DEST", "ORIG", created=CREATED)
+    batch = fb.add_batch("PPD", "ACME", "1234567890", "PAYROLL", ODFI, effective_date=date(2024, 3, 5))
+    with pytest.raises(PaymentFormatError):
+        batch.add_entry("22", "231380105", "1", 100, name="X")
+        fb.build()
+    fb2 = ach.FileBuilder(RDFI, "1234567890", "DEST", "ORIG", created=CREATED)
+    b2 = fb2.add_batch("PPD", "ACME", "1234567890", "PAYROLL", ODFI, effective_date=date(2024, 3, 5))
+    b2.add_entry("22", RDFI, "1", 10**10, name="X")
+    with pytest.raises(PaymentFormatError, match="amount"):
+        fb2.build()
+    with pytest.raises(PaymentFormatError):
+        ach.FileBuilder("123456789", "1", "D", "O")
+    with pytest.raises(PaymentFormatError, match="addenda"):
+        build("PPD", entries=1, addenda=["ONE", "TWO"])
+
+
+def test_same_day_batch_uses_creation_date_and_warns_above_limit() -> None:
+    f = build(same_day=True, entries=1)
+    assert f.batches[0].header.line[69:75] == "240304"
+    line = f.batches[0].entries[0].record.line
+    big = rebuild(f, {0: replace(line, 30, "0200000000")})
+    report = ach.validate(big)
+    assert report.valid
+    assert any(i.code == "ach_same_day_limit" and i.severity == "warning" for i in report.issues)
+
+
+# -- rules, each located ------------------------------------------------------------------
+def test_bad_check_digit_is_located_and_relaxable() -> None:
+    f = build(entries=2)
+    line = f.batches[0].entries[1].record.line
+    bad = rebuild(f, {1: replace(line, 12, "5")})
+    report = ach.validate(bad)
+    assert "ach_routing_check_digit" in codes(report)
+    issue = next(i for i in report.errors if i.code == "ach_routing_check_digit")
+    assert issue.location == "line 4 entry_detail.check_digit"
+    assert ach.validate(bad, allow_invalid_check_digit=True).valid
+    assert ach.validate(bad, AllowInvalidCheckDigit=True).valid  # moov-io/ach's name
+
+
+def test_control_totals_are_computed_not_trusted() -> None:
+    text = build(entries=2).to_string()
+    lines = text.splitlines()
+    lines[4] = replace(lines[4], 21, "000000000001")  # batch control total debit
+    lines[5] = replace(lines[5], 22, "9999999999")  # file control entry hash
+    report = ach.validate("\n".join(lines))
+    messages = {i.location: i.message for i in report.errors}
+    assert "total_debit is 1 but the records give 0" in messages["line 5 batch_control.total_debit"]
+    assert "line 6 file_control.entry_hash" in messages
+
+
+def test_blocking_and_record_length() -> None:
+    lines = build().to_string().splitlines()
+    unpadded = "\n".join(lines[:6])
+    report = ach.validate(unpadded)
+    assert any(i.code == "ach_blocking" and i.severity == "warning" for i in report.issues)
+    lines[2] = lines[2] + "X"
+    report = ach.validate("\n".join(lines))
+    assert "ach_record_length" in codes(report)
+    with pytest.raises(PaymentFormatError) as exc:
+        ach.parse("\n".join(lines))
+    assert exc.value.location == "line 3"
+
+
+def test_unbroken_file_is_cut_every_94_characters() -> None:
+    text = build().to_string().replace("\n", "")
+    assert ach.validate(text).valid
+    with pytest.raises(PaymentFormatError, match="multiple of 94"):
+        ach.parse(text + "1")
+
+
+def test_structure_errors() -> None:
+    lines = build().to_string().splitlines()
+    no_header = "\n".join(lines[1:])
+    assert "ach_file_header_missing" in codes(ach.validate(no_header))
+    assert ach.validate(no_header, allow_missing_file_header=True).valid is False  # block count still wrong
+    orphan_addenda = "\n".join([lines[0], lines[1], "705" + " " * 80 + "0001" + "0000001", *lines[2:]])
+    assert "ach_addenda_outside_entry" in codes(ach.validate(orphan_addenda))
+    with pytest.raises(PaymentFormatError):
+        ach.parse("")
+    with pytest.raises(PaymentFormatError):
+        ach.parse("hello world")
+
+
+def test_sec_specific_rules() -> None:
+    tel = build("TEL", entries=1, debit=True)
+    assert ach.validate(tel).valid
+    line = tel.batches[0].entries[0].record.line
+    blank_name = rebuild(tel, {0: replace(line, 55, " " * 22)})
+    assert "ach_only_zeros" in codes(ach.validate(blank_name))
+    assert ach.validate(blank_name, allow_empty_individual_name=True).valid
+    web = build("WEB", entries=1, debit=True)
+    assert ach.validate(web).valid
+    line = web.batches[0].entries[0].record.line
+    assert "ach_payment_type" in codes(ach.validate(rebuild(web, {0: replace(line, 77, "X ")})))
+    rck = build("RCK", entries=1, debit=True)
+    line = rck.batches[0].entries[0].record.line
+    assert "ach_sec_amount_limit" in codes(ach.validate(rebuild(rck, {0: replace(line, 30, "0000250001")})))
+    prenote = build(entries=1)
+    line = prenote.batches[0].entries[0].record.line
+    assert "ach_prenote_amount" in codes(ach.validate(rebuild(prenote, {0: replace(line, 2, "23")})))
+    assert "ach_service_class_mismatch" in codes(ach.validate(rebuild(prenote, {0: replace(line, 2, "27")})))
+
+
+def _with_addenda(f: ach.AchFile, addenda_line: str, entry_line: str | None = None) -> ach.AchFile:
+    b = f.batches[0]
+    e = b.entries[0]
+    line = entry_line or replace(e.record.line, 79, "1")
+    entry = ach.Entry(type(e.record)(line), [ach.records.ADDENDA_CLASSES[addenda_line[1:3]](addenda_line)])
+    return assemble(f.header.line, [(b.header.line, [entry])])
+
+
+def test_return_and_noc_addenda() -> None:
+    f = build(entries=1)
+    trace = f.batches[0].entries[0].record.line[79:94]
+    r01 = "799R01" + trace + " " * 6 + RDFI[:8] + "INSUFFICIENT FUNDS".ljust(44) + trace
+    assert ach.validate(_with_addenda(f, r01)).valid
+    r97 = r01.replace("R01", "R97", 1)
+    assert "ach_return_code" in codes(ach.validate(_with_addenda(f, r97)))
+    assert ach.validate(_with_addenda(f, r97), custom_return_codes=True).valid
+    cor = build("COR", entries=1)
+    line = replace(cor.batches[0].entries[0].record.line, 2, "21")
+    line = replace(line, 30, "0000000000")
+    c01 = "798C01" + trace + " " * 6 + RDFI[:8] + "1918171614".ljust(29) + " " * 15 + trace
+    assert ach.validate(_with_addenda(cor, c01, replace(line, 79, "1"))).valid
+    c99 = c01.replace("C01", "C99", 1)
+    report = ach.validate(_with_addenda(cor, c99, replace(line, 79, "1")))
+    assert "ach_change_code" in codes(report)
+    assert "ach_cor_addenda" in codes(ach.validate(_with_addenda(cor, r01, replace(line, 79, "1"))))
+
+
+def _iat_file(addenda_types: list[str], tx_type: str = "ANN") -> str:
+    header = "101 " + RDFI + " " + ODFI + "2403040930A094101" + "DEST".ljust(23) + "ORIG".ljust(23) + " " * 8
+    bh = (
+        "5220"
+        + " " * 16
+        + "FF3"
+        + " " * 15
+        + "US"
+        + "1234567890"
+        + "IAT"
+        + "TRADEPAYMT"
+        + "CADUSD"
+        + "240305"
+        + "   1"
+        + ODFI[:8]
+        + "0000001"
+    )
+    entry = (
+        "6221210428820"
+        + f"{len(addenda_types):03d}"
+        + " " * 13
+        + "0000100000"
+        + "ACCOUNT 1".ljust(35)
+        + "  "
+        + "  "
+        + "1"
+        + ODFI[:8]
+        + "0000001"
+    )
+    body = {
+        "10": "710" + tx_type + "000000000000100000" + " " * 22 + "BEK ENTERPRISES".ljust(35) + " " * 6,
+        "11": "711" + "BEK SOLUTIONS".ljust(35) + "15 WEST PLACE STREET".ljust(35) + " " * 14,
+        "12": "712" + "JACOBSTOWN*PA\\".ljust(35) + "US*19305\\".ljust(35) + " " * 14,
+        "13": "713" + "WELLS FARGO".ljust(35) + "01" + RDFI.ljust(34) + "US " + " " * 10,
+        "14": "714" + "CITADEL BANK".ljust(35) + "01" + ODFI.ljust(34) + "CA " + " " * 10,
+        "15": "715" + "987465493213987".ljust(15) + "2121 FRONT STREET".ljust(35) + " " * 34,
+        "16": "716" + "LETTERTOWN*AB\\".ljust(35) + "CA*80014\\".ljust(35) + " " * 14,
+        "17": "717" + "THIS IS AN INTERNATIONAL PAYMENT".ljust(80) + "0001",
+        "18": "718" + "BANK OF FRANCE".ljust(35) + "01" + "456456456987987".ljust(34) + "FR " + " " * 6 + "0001",
+    }
+    lines = [header, bh, entry] + [body[t] + "0000001" for t in addenda_types]
+    records = assemble(
+        header,
+        [(bh, ach.parse("\n".join([header, bh, entry] + lines[3:]), allow_partial_file=True).batches[0].entries)],
+    )
+    return records.to_string()
+
+
+def test_iat_addenda_rules() -> None:
+    full = ["10", "11", "12", "13", "14", "15", "16", "17", "18"]
+    report = ach.validate(_iat_file(full))
+    assert report.valid, report.issues
+    assert report.message_type == "NACHA IAT"
+    assert "ach_iat_addenda" in codes(ach.validate(_iat_file(["10", "11", "12", "14", "13", "15", "16"])))
+    assert "ach_iat_transaction_type" in codes(ach.validate(_iat_file(full, tx_type="BIL")))
+
+
+def test_special_characters_option() -> None:
+    f = build(entries=1)
+    line = f.batches[0].entries[0].record.line
+    accented = rebuild(f, {0: replace(line, 55, "JOS\u00c9 N\u00da\u00d1EZ".ljust(22))})
+    assert "ach_character_set" in codes(ach.validate(accented.to_string().encode("latin-1")))
+    assert ach.validate(accented.to_string().encode("latin-1"), allow_special_characters=True).valid
+
+
+def test_unknown_option_is_reported() -> None:
+    report = ach.validate(build().to_string(), allow_everything=True)
+    assert "ach_unknown_option" in codes(report)
+    with pytest.raises(PaymentFormatError):
+        ach.parse(build().to_string(), skip_all="yes")
+
+
+def test_skip_all_and_gzip() -> None:
+    text = build().to_string()
+    lines = text.splitlines()
+    lines[2] = replace(lines[2], 12, "9")
+    assert not ach.validate("\n".join(lines)).valid
+    assert ach.validate("\n".join(lines), skip_all=True).valid
+    assert ach.validate(gzip.compress(text.encode())).valid
+    with pytest.raises(PaymentFormatError):
+        ach.parse(b"\x1f\x8b" + b"not really gzip")
+
+
+# -- merge, split, segment ----------------------------------------------------------------
+def test_merge_split_segment() -> None:
+    a, b = build(entries=3), build(entries=4, debit=True)
+    merged = ach.merge([a, b])
+    assert len(merged) == 1
+    m = merged[0]
+    assert ach.validate(m).valid
+    assert [x.header.line[87:94] for x in m.batches] == ["0000001", "0000002"]
+    assert m.entry_count == 7
+    parts = ach.split(m, file_lines_max=10)
+    assert len(parts) == 2 and all(ach.validate(p).valid for p in parts)
+    with pytest.raises(PaymentFormatError):
+        ach.split(m, file_lines_max=5)
+    mixed = ach.merge([a, b])[0]
+    credits, debits = ach.segment(mixed)
+    assert ach.validate(credits).valid and ach.validate(debits).valid
+    assert int(credits.control.total_debit) == 0 and int(debits.control.total_credit) == 0
+    assert credits.entry_count == 3 and debits.entry_count == 4
+
+
+# -- the fast path and the per-entry path agree -------------------------------------------
+def _both(data: str | bytes, **opts) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    fast = ach.validate(data, **opts)
+    ach_validator.FAST_PATH_ENABLED = False
+    try:
+        slow = ach.validate(data, **opts)
+    finally:
+        ach_validator.FAST_PATH_ENABLED = True
+    return ({(i.code, i.location) for i in fast.issues}, {(i.code, i.location) for i in slow.issues})
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [(12, "5"), (55, " " * 22), (2, "23"), (80, "000000000000000"), (13, " " * 17), (77, "X "), (40, "\u00e9")],
+)
+def test_fast_and_slow_paths_agree_on_mutations(mutation: tuple[int, str]) -> None:
+    for sec, debit in (("PPD", False), ("WEB", True), ("TEL", True), ("CCD", False)):
+        f = build(sec, entries=3, debit=debit)
+        line = f.batches[0].entries[1].record.line
+        text = rebuild(f, {1: replace(line, *mutation)}).to_string()
+        fast, slow = _both(text)
+        assert fast == slow, (sec, mutation)
+
+
+def test_fast_and_slow_paths_agree_on_shared_corpus(shared_dir: Path) -> None:
+    root = shared_dir / "payments" / "dev" / "ach"
+    if not root.is_dir():
+        pytest.skip("shared ACH corpus absent")
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix in (".ach", ".txt")]
+    assert files
+    for path in files:
+        fast, slow = _both(path.read_bytes())
+        assert fast == slow, path.name
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_parser_never_crashes(data: st.DataObject) -> None:
+    text = build(entries=2).to_string()
+    pos = data.draw(st.integers(0, len(text) - 1))
+    junk = data.draw(st.text(min_size=0, max_size=120))
+    mutated = text[:pos] + junk + text[pos + data.draw(st.integers(0, 200)) :]
+    try:
+        ach.parse(mutated)
+    except PaymentFormatError:
+        pass
+    report = ach.validate(mutated)
+    assert all(i.location for i in report.errors)

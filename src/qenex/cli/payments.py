@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +35,7 @@ _MODULES: Final = {
     "ach": "qenex.payments.ach",
     "fedwire": "qenex.payments.fedwire",
 }
+_CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _CONTRACT: Final = ("parse", "validate", "describe")
 CONVERT_TARGETS: Final = ("pacs.008", "mt103", "camt.053", "mt940", "pacs.009", "mt202")
 
@@ -103,18 +105,20 @@ def payload_for(fmt: str, data: bytes) -> bytes:
 
 
 def normalise_relax(names: Sequence[str]) -> list[str]:
-    return [n.strip().replace("-", "_").lower() for n in names if n.strip()]
+    """snake_case names: "allow-invalid-check-digit" and moov-io's "AllowInvalidCheckDigit" alike."""
+    return [_CAMEL_BOUNDARY.sub("_", n.strip()).replace("-", "_").lower() for n in names if n.strip()]
 
 
 def relax_options(module: ModuleType, names: Sequence[str]) -> dict[str, Any]:
     """Keyword options for ``module.validate`` from ``--relax`` names.
 
-    A module lists the relaxations it understands in ``RELAXATIONS``; a name it doesn't
-    know is a usage error rather than silently ignored.
+    A module lists the relaxations it understands in ``RELAXATIONS`` (or ``OPTION_DOCS``, name ->
+    description); a name it doesn't know is a usage error rather than silently ignored.
     """
     if not names:
         return {}
-    known = {str(n).lower() for n in getattr(module, "RELAXATIONS", ())}
+    declared = getattr(module, "RELAXATIONS", None) or getattr(module, "OPTION_DOCS", None) or ()
+    known = {str(n).lower() for n in declared}
     unknown = [n for n in names if n not in known]
     if unknown:
         listed = ", ".join(sorted(known)) or "none"

@@ -1,0 +1,191 @@
+"""`qenex payments validate|show|convert` on this project's own spec-written fixtures."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_fuzz_parsers import FIXTURES, module_or_skip
+
+FILES = {"mt": "mt103.fin", "iso20022": "pacs008.xml", "ach": "ppd.ach", "fedwire": "fedwire_ctr.txt"}
+MESSAGE_TYPES = {"mt": "MT103", "iso20022": "pacs.008.001.08", "ach": "NACHA", "fedwire": "CTR"}
+
+
+def broken(fmt: str) -> str:
+    """The fixture with one rule broken that the spec makes an error."""
+    text = (FIXTURES / FILES[fmt]).read_bytes().decode("utf-8")  # keep CRLF: MT block 4 uses it
+    if fmt == "mt":
+        return text.replace(":23B:CRED\r\n", "")  # 23B Bank Operation Code is mandatory in MT103
+    if fmt == "iso20022":
+        return text.replace("<NbOfTxs>1</NbOfTxs>", "<NbOfTxs>2</NbOfTxs>")  # NbOfTxs must be computed
+    if fmt == "ach":
+        return text.replace("0000001000ID000000", "0000001999ID000000", 1)  # batch credit total now wrong
+    return text.replace("{3600}CTR\n", "")  # business function code is mandatory
+
+
+@pytest.fixture(params=list(FILES))
+def fmt(request) -> str:
+    module_or_skip(request.param)
+    return request.param
+
+
+def test_validate_each_format_valid(run_cli, fmt):
+    path = FIXTURES / FILES[fmt]
+    result = run_cli("payments", "validate", "--json", str(path))
+    assert result.code == 0, result.out + result.err
+    (line,) = result.json_lines()
+    assert line["file"] == str(path)
+    assert line["format"] == fmt
+    assert line["valid"] is True and line["errors"] == []
+    assert MESSAGE_TYPES[fmt] in line["message_type"]
+    human = run_cli("payments", "validate", str(path))
+    assert human.code == 0 and "valid" in human.out
+
+
+def test_validate_each_format_invalid_with_location(run_cli, fmt, tmp_path):
+    path = tmp_path / FILES[fmt]
+    path.write_bytes(broken(fmt).encode("utf-8"))
+    result = run_cli("payments", "validate", "--json", str(path))
+    assert result.code == 1, result.out
+    (line,) = result.json_lines()
+    assert line["valid"] is False and line["format"] == fmt
+    assert line["errors"], "an invalid file needs at least one error"
+    assert all(e["code"] and e["message"] and e["location"] for e in line["errors"]), line["errors"]
+    human = run_cli("payments", "validate", str(path))
+    assert human.code == 1 and "INVALID" in human.out
+
+
+def test_forced_format_overrides_detection(run_cli):
+    module_or_skip("ach")
+    result = run_cli("payments", "validate", "--json", "--format", "ach", str(FIXTURES / "mt103.fin"))
+    assert result.code == 1
+    assert result.json_lines()[0]["format"] == "ach"
+
+
+def test_gzip_file_is_validated(run_cli, tmp_path):
+    module_or_skip("ach")
+    path = tmp_path / "ppd.ach.gz"
+    path.write_bytes(gzip.compress((FIXTURES / "ppd.ach").read_bytes()))
+    result = run_cli("payments", "validate", "--json", str(path))
+    assert result.code == 0, result.out
+    assert result.json_lines()[0]["format"] == "ach"
+
+
+def test_unknown_format_is_invalid_not_a_crash(run_cli, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\nworld\n", encoding="utf-8")
+    result = run_cli("payments", "validate", "--json", str(path))
+    assert result.code == 1
+    (line,) = result.json_lines()
+    assert line["format"] is None and line["valid"] is False
+    assert line["errors"][0]["code"] == "payment_unknown_format"
+
+
+def test_exit_codes_combine_worst_wins(run_cli, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("nope", encoding="utf-8")
+    result = run_cli("payments", "validate", "--json", str(bad), str(tmp_path / "missing.fin"))
+    assert result.code == 2
+    lines = result.json_lines()
+    assert [ln["file"] for ln in lines] == [str(bad), str(tmp_path / "missing.fin")]
+    assert lines[1]["errors"][0]["code"] == "file_unreadable"
+    assert "cannot read" in result.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("payments", "validate", "--format", "xml", "x"),
+        ("payments", "validate"),
+        ("payments", "convert", "--to", "pacs.999", "x"),
+        ("payments", "show"),
+    ],
+)
+def test_usage_errors_exit_2_on_one_line(run_cli, args):
+    result = run_cli(*args)
+    assert result.code == 2
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_unknown_relaxation_is_a_usage_error(run_cli):
+    module_or_skip("ach")
+    result = run_cli("payments", "validate", "--relax", "allow_everything", str(FIXTURES / "ppd.ach"))
+    assert result.code == 2
+    assert "allow_everything" in result.err
+
+
+def test_known_relaxation_is_accepted(run_cli):
+    module_or_skip("ach")
+    result = run_cli("payments", "validate", "--relax", "allow-invalid-check-digit", str(FIXTURES / "ppd.ach"))
+    assert result.code == 0, result.out + result.err
+
+
+def test_show_renders_fields(run_cli, fmt):
+    result = run_cli("payments", "show", str(FIXTURES / FILES[fmt]))
+    assert result.code == 0, result.out + result.err
+    assert "validation" in result.out and "valid" in result.out
+    expected = {"mt": "INVOICE-2024-001", "iso20022": "QNX-MSG-2024-0001", "ach": "QENEX", "fedwire": "CTR"}[fmt]
+    assert expected in result.out
+
+
+def test_show_unparseable_is_one_line_error(run_cli, tmp_path):
+    module_or_skip("mt")
+    path = tmp_path / "broken.fin"
+    path.write_text("{1:F01BANK", encoding="utf-8")
+    result = run_cli("payments", "show", str(path))
+    assert result.code == 1
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_real_entry_point_subprocess(tmp_path):
+    """The installed `python -m qenex` path: exit code and no traceback on a user's mistake."""
+    path = tmp_path / "junk.bin"
+    path.write_bytes(bytes(range(256)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "qenex", "payments", "validate", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert '"valid": false' in proc.stdout
+
+
+def _convert(run_cli, source: Path, target: str):
+    return run_cli("payments", "convert", "--to", target, str(source))
+
+
+def test_convert_mt103_to_pacs008_validates(run_cli, tmp_path):
+    module_or_skip("mt")
+    iso = module_or_skip("iso20022")
+    pytest.importorskip("qenex.payments.convert", reason="qenex.payments.convert (P1) has not landed")
+    result = _convert(run_cli, FIXTURES / "mt103.fin", "pacs.008")
+    assert result.code == 0, result.err
+    report = iso.validate(result.out.encode())
+    assert report.valid, [str(i) for i in report.errors]
+    assert "e2b4a3d2-7f5c-4a8e-9b1d-3c6f0a9e8d71" in result.out  # the UETR is carried
+    assert "100000" in result.out
+
+
+def test_convert_pacs008_to_mt103_validates(run_cli):
+    swift = module_or_skip("mt")
+    module_or_skip("iso20022")
+    pytest.importorskip("qenex.payments.convert", reason="qenex.payments.convert (P1) has not landed")
+    result = _convert(run_cli, FIXTURES / "pacs008.xml", "mt103")
+    assert result.code == 0, result.err
+    report = swift.validate(result.out)
+    assert report.valid, [str(i) for i in report.errors]
+    assert ":32A:240115EUR1500,00" in result.out
+    assert "e2b4a3d2-7f5c-4a8e-9b1d-3c6f0a9e8d71" in result.out
+
+
+def test_convert_rejects_non_convertible_input(run_cli):
+    module_or_skip("ach")
+    result = _convert(run_cli, FIXTURES / "ppd.ach", "pacs.008")
+    assert result.code == 1
+    assert "Traceback" not in result.err

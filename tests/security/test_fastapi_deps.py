@@ -191,3 +191,21 @@ def test_floods_get_429_with_retry_after(
         assert logins == [401, 401, 429]
     finally:
         service.close()
+
+
+def test_a_flood_of_bad_credentials_turns_into_429(
+    settings: Settings, pool: ConnectionPool, conn: psycopg.Connection[Any]
+) -> None:
+    limits = ApiRateLimits(principal=RateLimiter(1000, 1000), ip=RateLimiter(1000, 1000), login=RateLimiter(1, 2),
+                           auth_failures=RateLimiter(1, 2))
+    service = SecurityService(settings, pool.connection, limits=limits)
+    try:
+        flood = TestClient(build_app(service))
+        before = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'auth.failed'").fetchone()
+        bad = bearer("qnx_0123456789abcdef_" + "b" * 43)
+        statuses = [flood.get("/api/v1/accounts/acc-1", headers=bad).status_code for _ in range(4)]
+        assert statuses == [401, 401, 429, 429]
+        after = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'auth.failed'").fetchone()
+        assert before is not None and after is not None and after[0] - before[0] == 2
+    finally:
+        service.close()

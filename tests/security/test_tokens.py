@@ -137,7 +137,10 @@ def test_signing_key_rotation_keeps_old_tokens_valid_until_they_expire(
     published = {k["kid"] for k in tokens.jwks(conn)["keys"]}
     assert {old_kid, new_kid} <= published
     # Once every token the old key signed has expired, the old key stops verifying.
-    later = utcnow() + timedelta(seconds=settings.security.token_ttl_seconds + tokens.CLOCK_SKEW_S + 1)
+    margin_s = settings.security.token_ttl_seconds + tokens.CLOCK_SKEW_S + tokens.SIGNING_KEY_CACHE_TTL_S
+    later = utcnow() + timedelta(seconds=margin_s + 1)
+    still = utcnow() + timedelta(seconds=margin_s - 5)
+    assert old_kid in {k["kid"] for k in tokens.jwks(conn, still)["keys"]}
     assert old_kid not in {k["kid"] for k in tokens.jwks(conn, later)["keys"]}
     late_verifier = tokens.TokenVerifier(verifier._connect)
     with pytest.raises(SecurityError):

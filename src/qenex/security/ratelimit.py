@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from qenex.config import Settings
@@ -39,6 +39,10 @@ IP_BURST_DEFAULT = 4000
 # Token endpoint and operator login: each attempt costs an argon2 verification.
 LOGIN_RATE_PER_S_DEFAULT = 5
 LOGIN_BURST_DEFAULT = 20
+# Refused credentials per client IP: each one is written to the audit trail, so a flood of bad
+# credentials is turned into 429s instead of into audit-log write pressure.
+AUTH_FAILURE_RATE_PER_S_DEFAULT = 5
+AUTH_FAILURE_BURST_DEFAULT = 20
 
 _LUA = """
 local rate = tonumber(ARGV[1])
@@ -186,11 +190,16 @@ def redis_url_from(settings: Settings) -> str | None:
 
 @dataclass(slots=True)
 class ApiRateLimits:
-    """The API's limiters: per principal, per client IP, and for credential checks (login, token)."""
+    """The API's limiters: per principal, per client IP, for credential checks (login, token) and
+    for refused credentials per IP."""
 
     principal: RateLimiter
     ip: RateLimiter
     login: RateLimiter
+    auth_failures: RateLimiter = field(
+        default_factory=lambda: RateLimiter(AUTH_FAILURE_RATE_PER_S_DEFAULT, AUTH_FAILURE_BURST_DEFAULT,
+                                            namespace="authfail")
+    )
 
     @classmethod
     def from_settings(
@@ -200,14 +209,16 @@ class ApiRateLimits:
         principal: tuple[int, int] = (PRINCIPAL_RATE_PER_S_DEFAULT, PRINCIPAL_BURST_DEFAULT),
         ip: tuple[int, int] = (IP_RATE_PER_S_DEFAULT, IP_BURST_DEFAULT),
         login: tuple[int, int] = (LOGIN_RATE_PER_S_DEFAULT, LOGIN_BURST_DEFAULT),
+        auth_failures: tuple[int, int] = (AUTH_FAILURE_RATE_PER_S_DEFAULT, AUTH_FAILURE_BURST_DEFAULT),
     ) -> ApiRateLimits:
         url = redis_url_from(settings)
         return cls(
             principal=RateLimiter(*principal, redis_url=url, namespace="principal"),
             ip=RateLimiter(*ip, redis_url=url, namespace="ip"),
             login=RateLimiter(*login, redis_url=url, namespace="login"),
+            auth_failures=RateLimiter(*auth_failures, redis_url=url, namespace="authfail"),
         )
 
     def close(self) -> None:
-        for limiter in (self.principal, self.ip, self.login):
+        for limiter in (self.principal, self.ip, self.login, self.auth_failures):
             limiter.close()

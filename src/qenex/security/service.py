@@ -57,6 +57,8 @@ class SecurityService:
         try:
             principal = self._verify(kind, credential, now)
         except SecurityError as exc:
+            # Over the refusal limit: answer 429 without another audit write (see ApiRateLimits).
+            self.limits.auth_failures.check(f"ip:{source_ip or 'unknown'}")
             self._record_refusal(kind, credential, source_ip)
             raise SecurityError(INVALID_TOKEN, exc.message) from None
         self.limits.principal.check(principal.actor)

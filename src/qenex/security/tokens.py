@@ -51,6 +51,7 @@ SCOPE_CHARS_MAX = 1000
 CLIENT_SECRET_BYTES = 32
 CLIENT_ID_BYTES = 8
 SIGNING_KEY_CACHE_TTL_S = 30.0
+KEY_RELOAD_INTERVAL_MIN_S = 1.0
 _SEAL_PURPOSE = "jwt-signing-key"
 _JWT_SECRET_ENV = "QENEX_JWT_SECRET"  # noqa: S105 - the variable's name, not its value
 _CLIENT_ID_RE = re.compile(r"^qnc_[0-9a-f]{16}$")
@@ -170,8 +171,10 @@ def _insert_signing_key(conn: psycopg.Connection[Any], settings: Settings, now: 
 
 
 def _retire_active(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> None:
-    # Tokens signed a moment ago stay verifiable for their whole lifetime plus clock skew.
-    verify_until = now + timedelta(seconds=settings.security.token_ttl_seconds + CLOCK_SKEW_S)
+    # Tokens signed a moment ago stay verifiable for their whole lifetime plus clock skew, plus the
+    # time other processes may keep signing with their cached copy of this key.
+    margin_s = settings.security.token_ttl_seconds + CLOCK_SKEW_S + int(SIGNING_KEY_CACHE_TTL_S)
+    verify_until = now + timedelta(seconds=margin_s)
     conn.execute(
         "UPDATE security_jwt_keys SET retired_at = %s, verify_until = %s WHERE retired_at IS NULL",
         (now, verify_until),
@@ -367,9 +370,11 @@ class TokenVerifier:
 
     def _key(self, kid: str, now: datetime) -> Ed25519PublicKey | None:
         with self._lock:
-            fresh = time.monotonic() - self._fetched_at_s < self._ttl_s
-            if fresh and kid in self._keys:
+            age_s = time.monotonic() - self._fetched_at_s
+            if age_s < self._ttl_s and kid in self._keys:
                 return self._keys[kid]
+            if age_s < KEY_RELOAD_INTERVAL_MIN_S:
+                return None  # forged kids cannot make every request read the database
         # Unknown kid or stale cache: reload (a new key may have been created by another process).
         with self._connect() as conn:
             keys = _public_keys(conn, now)

@@ -57,23 +57,44 @@ def _hash(prev: bytes, row: tuple[Any, ...], seq: int | None = None) -> bytes:
                     row[8], row[9], rate_text(row[10]), epoch_us(row[11]), row[12])
 
 
-def _classify(rows: list[tuple[Any, ...]], i: int, prev: bytes) -> AuditProblem:
+def _reordered(rows: list[tuple[Any, ...]], i: int, shift: int) -> bool:
+    """Does row i chain from some other nearby row (its original position)?"""
+    row = rows[i]
+    lo, hi = max(0, i - REORDER_WINDOW_ROWS), min(len(rows), i + REORDER_WINDOW_ROWS)
+    for j in range(lo, hi):
+        if j in (i, i - 1):
+            continue
+        pred = bytes(rows[j][13])
+        # Candidate original numbers: its own, after its predecessor, and its transaction's (tx_id + leg).
+        for seq in {row[0] - shift, rows[j][0] + 1 - shift, row[1] + row[2]}:
+            if _hash(pred, row, seq) == bytes(row[13]):
+                return True
+    return row[0] - shift == 1 and i != 0 and _hash(GENESIS_HASH, row, 1) == bytes(row[13])
+
+
+def _after_moved(rows: list[tuple[Any, ...]], i: int, problems: list[AuditProblem]) -> bool:
+    """A row right after a reordered one is intact if it chains from its original predecessor."""
+    if i == 0 or not problems or problems[-1].kind != "reordered" or problems[-1].seq != rows[i - 1][0]:
+        return False
+    row = rows[i]
+    original = row[1] + row[2]
+    pred = next((r for r in rows[max(0, i - REORDER_WINDOW_ROWS): i] if r[1] + r[2] == original - 1), None)
+    return pred is not None and _hash(bytes(pred[13]), row, row[0]) == bytes(row[13])
+
+
+def _classify(rows: list[tuple[Any, ...]], i: int, prev: bytes, shift: int) -> AuditProblem:
     row = rows[i]
     seq = row[0]
     nxt = rows[i + 1] if i + 1 < len(rows) else None
-    if nxt is not None and _hash(bytes(row[13]), nxt) == bytes(nxt[13]):
+    if _reordered(rows, i, shift):
+        duplicate = any(bytes(r[13]) == bytes(row[13]) for k, r in enumerate(rows) if k != i)
+        if duplicate:
+            return AuditProblem(seq, "inserted", f"entry {seq} duplicates another entry (inserted)")
+        return AuditProblem(seq, "reordered", f"entry {seq} chains from another position (reordered)")
+    if nxt is not None and _hash(bytes(row[13]), nxt, nxt[0] - shift) == bytes(nxt[13]):
         return AuditProblem(seq, "modified", f"entry {seq} does not match its hash (content changed)")
-    if nxt is not None and _hash(prev, nxt, seq) == bytes(nxt[13]):
+    if nxt is not None and _hash(prev, nxt, seq - shift) == bytes(nxt[13]):
         return AuditProblem(seq, "inserted", f"entry {seq} is not part of the chain (inserted)")
-    lo, hi = max(0, i - REORDER_WINDOW_ROWS), min(len(rows), i + REORDER_WINDOW_ROWS)
-    for j in range(lo, hi):
-        if j == i:
-            continue
-        pred = GENESIS_HASH if j == 0 and rows[0][0] == 1 else None
-        candidates = [(bytes(rows[j - 1][13]) if j > 0 else pred, rows[j][0])]
-        for cand_prev, cand_seq in candidates:
-            if cand_prev is not None and _hash(cand_prev, row, cand_seq) == bytes(row[13]):
-                return AuditProblem(seq, "reordered", f"entry {seq} belongs at position {cand_seq} (reordered)")
     return AuditProblem(seq, "modified", f"entry {seq} does not match the hash chain")
 
 
@@ -96,6 +117,7 @@ def verify_journal(conninfo: str) -> AuditReport:
     problems: list[AuditProblem] = []
     prev = GENESIS_HASH
     expected = 1
+    shift = 0  # rows inserted so far (later rows are checked at their original numbers)
     for i, row in enumerate(rows):
         seq = row[0]
         if len(problems) >= PROBLEMS_MAX:
@@ -104,8 +126,13 @@ def verify_journal(conninfo: str) -> AuditReport:
             problems.append(AuditProblem(seq, "inserted", f"entry {seq} lies beyond the chain head {head_seq}"))
         elif seq != expected:
             problems.append(AuditProblem(expected, "deleted", f"entries {expected}..{seq - 1} are missing"))
-        elif _hash(prev, row) != bytes(row[13]):
-            problems.append(_classify(rows, i, prev))
+        elif _hash(prev, row, seq - shift) != bytes(row[13]) and not _after_moved(rows, i, problems):
+            problem = _classify(rows, i, prev, shift)
+            problems.append(problem)
+            if problem.kind == "inserted":
+                shift += 1
+                expected = seq + 1
+                continue  # the chain continues from the row before the inserted one
         prev = bytes(row[13])
         expected = seq + 1
     last_seq = rows[-1][0] if rows else 0

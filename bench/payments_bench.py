@@ -181,6 +181,10 @@ def bench_pacs008(seconds: float, profile: bool) -> None:
     if iso is None:
         return
     note = _check(iso.validate(PACS008), "pacs.008")
+    # Prove the figure includes XSD validation: an element the schema forbids must be caught.
+    rogue = iso.validate(PACS008.replace(b"<ChrgBr>", b"<Rogue/><ChrgBr>"))
+    if rogue.valid:
+        raise SystemExit("pacs.008: XSD validation is not running; the figure would be meaningless")
     rate = _best_rate(lambda: iso.validate(PACS008), 1, seconds)
     verdict = "meets" if rate >= TARGET_PACS008_PER_S else "MISSES"
     print(f"  pacs.008.001.08 parse+XSD+rules: {rate:,.0f} msg/s ({verdict} {TARGET_PACS008_PER_S:,}/s){note}")

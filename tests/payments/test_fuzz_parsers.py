@@ -66,7 +66,7 @@ def mutated(draw: st.DrawFn, base: bytes) -> bytes:
     """``base`` after 1-4 random edits: byte flips, truncation, insertion, deletion, huge repetition."""
     data = bytearray(base)
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "repeat", "splice"]))
+        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "repeat", "splice", "digit"]))
         at = draw(st.integers(0, max(len(data) - 1, 0)))
         if op == "flip" and data:
             data[at] ^= 1 << draw(st.integers(0, 7))
@@ -82,8 +82,16 @@ def mutated(draw: st.DrawFn, base: bytes) -> bytes:
             data[at:at] = chunk * times
         elif op == "splice":
             data[at:at] = draw(st.sampled_from(SPLICES))
+        elif op == "digit" and data:
+            # A non-ASCII "digit" where an ASCII one was: str.isdigit() says yes, int() may say no.
+            digits = [i for i, b in enumerate(data) if 0x30 <= b <= 0x39] or [at]
+            i = draw(st.sampled_from(digits))
+            data[i : i + 1] = draw(st.sampled_from(ODD_DIGITS))
     return bytes(data[: HUGE_BYTES_MAX + len(base)])
 
+
+# Latin-1 superscripts, UTF-8 Arabic-Indic three, fullwidth five, a circled one.
+ODD_DIGITS: list[bytes] = [b"\xb2", b"\xb3", b"\xb9", "\u0663".encode(), "\uff15".encode(), "\u2460".encode()]
 
 # Fragments that reach deeper parser states than random bytes do.
 SPLICES: list[bytes] = [

@@ -87,27 +87,49 @@ def built_messages() -> dict[str, iso.Iso20022Message]:
     money_back = StatusSpec(original_end_to_end_id="E2E-1", amount="10.00", currency="EUR", reason_code="AC04")
     common = {"created": CREATED}
     out = {
-        "pain.001.001.03": iso.build_pain001([transfer()], initiating_party=DEBTOR, version="pain.001.001.03", **common),
+        "pain.001.001.03": iso.build_pain001(
+            [transfer()], initiating_party=DEBTOR, version="pain.001.001.03", **common
+        ),
         "pain.001.001.09": iso.build_pain001([transfer(uetr=UETR)], initiating_party=DEBTOR, **common),
         "pain.008.001.02": iso.build_pain008(
-            [dd], creditor=CREDITOR, creditor_scheme_id="DE98ZZZ09999999999", collection_date=date(2026, 3, 9),
-            sequence_type="FRST", version="pain.008.001.02", **common,
+            [dd],
+            creditor=CREDITOR,
+            creditor_scheme_id="DE98ZZZ09999999999",
+            collection_date=date(2026, 3, 9),
+            sequence_type="FRST",
+            version="pain.008.001.02",
+            **common,
         ),
         "pain.008.001.08": iso.build_pain008(
-            [dd], creditor=CREDITOR, creditor_scheme_id="DE98ZZZ09999999999", collection_date=date(2026, 3, 9),
-            sequence_type="RCUR", **common,
+            [dd],
+            creditor=CREDITOR,
+            creditor_scheme_id="DE98ZZZ09999999999",
+            collection_date=date(2026, 3, 9),
+            sequence_type="RCUR",
+            **common,
         ),
         "pain.002.001.03": iso.build_pain002([status], original_msg_id="MSG-1", group_status="PART", **common),
         "pacs.008.001.08": iso.build_pacs008(
             [transfer(uetr=UETR, instr_id="INSTR-1", charge_bearer="SHAR", remittance="Invoice 1")],
-            instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX", **common,
+            instructing_agent_bic="COBADEFFXXX",
+            instructed_agent_bic="BNPAFRPPXXX",
+            **common,
         ),
         "pacs.009.001.08": iso.build_pacs009(
-            [CreditTransfer(amount="1000000.00", currency="USD", debtor=fi_debtor, creditor=fi_creditor, end_to_end_id="FI-1")],
-            instructing_agent_bic="CHASUS33XXX", instructed_agent_bic="DEUTDEFFXXX", settlement_date=date(2026, 3, 2), **common,
+            [
+                CreditTransfer(
+                    amount="1000000.00", currency="USD", debtor=fi_debtor, creditor=fi_creditor, end_to_end_id="FI-1"
+                )
+            ],
+            instructing_agent_bic="CHASUS33XXX",
+            instructed_agent_bic="DEUTDEFFXXX",
+            settlement_date=date(2026, 3, 2),
+            **common,
         ),
         "pacs.002.001.10": iso.build_pacs002([status], original_msg_id="MSG-1", **common),
-        "pacs.004.001.09": iso.build_pacs004([money_back], original_msg_id="MSG-1", settlement_date=date(2026, 3, 2), **common),
+        "pacs.004.001.09": iso.build_pacs004(
+            [money_back], original_msg_id="MSG-1", settlement_date=date(2026, 3, 2), **common
+        ),
         "camt.056.001.08": iso.build_camt056(
             [money_back], assigner_bic="COBADEFFXXX", assignee_bic="BNPAFRPPXXX", original_msg_id="MSG-1", **common
         ),
@@ -158,8 +180,17 @@ def test_built_message_validates_with_packaged_schema_and_rules(message_type):
 
 def test_packaged_schemas_cover_the_core_message_types():
     # These ship in maintained PyPI packages; the run time needs nothing else.
-    for mt in ("pain.001.001.03", "pain.001.001.09", "pain.008.001.02", "pain.008.001.08", "pain.002.001.03",
-               "pacs.008.001.08", "camt.053.001.02", "camt.053.001.08", "camt.054.001.08"):
+    for mt in (
+        "pain.001.001.03",
+        "pain.001.001.09",
+        "pain.008.001.02",
+        "pain.008.001.08",
+        "pain.002.001.03",
+        "pacs.008.001.08",
+        "camt.053.001.02",
+        "camt.053.001.08",
+        "camt.054.001.08",
+    ):
         assert iso.schema_path(mt) is not None, mt
         assert iso.get_schema(mt) is iso.get_schema(mt)  # compiled once, cached
 
@@ -238,14 +269,23 @@ def test_camt053_balances_and_entries(message_type):
 def test_app_header_envelope(shared_xsd):
     wrapped = iso.with_app_header(
         BUILT["pacs.008.001.08"],
-        AppHeaderSpec(from_bic="COBADEFFXXX", to_bic="BNPAFRPPXXX", biz_msg_id="BIZ-1", biz_service="swift.cbprplus.02",
-                      created=CREATED),
+        AppHeaderSpec(
+            from_bic="COBADEFFXXX",
+            to_bic="BNPAFRPPXXX",
+            biz_msg_id="BIZ-1",
+            biz_service="swift.cbprplus.02",
+            created=CREATED,
+        ),
     )
     parsed = iso.parse(wrapped.to_string())
     header = parsed.app_header()
     assert header is not None
     assert (header.from_bic, header.to_bic, header.msg_def_id, header.biz_msg_id) == (
-        "COBADEFFXXX", "BNPAFRPPXXX", "pacs.008.001.08", "BIZ-1")
+        "COBADEFFXXX",
+        "BNPAFRPPXXX",
+        "pacs.008.001.08",
+        "BIZ-1",
+    )
     assert parsed.message_type == "pacs.008.001.08" and parsed.transactions()[0].uetr == UETR
     assert shared_xsd("head.001.001.02").validate(parsed.app_header_el)
     assert iso.validate(wrapped.to_string()).valid
@@ -253,19 +293,29 @@ def test_app_header_envelope(shared_xsd):
 
 @pytest.mark.parametrize(
     ("amount", "currency", "code"),
-    [("1.001", "EUR", "amount_precision"), ("100.5", "JPY", "amount_precision"), ("0", "EUR", "invalid_amount"),
-     ("-5", "EUR", "invalid_amount"), ("10", "XYZ", "invalid_currency")],
+    [
+        ("1.001", "EUR", "amount_precision"),
+        ("100.5", "JPY", "amount_precision"),
+        ("0", "EUR", "invalid_amount"),
+        ("-5", "EUR", "invalid_amount"),
+        ("10", "XYZ", "invalid_currency"),
+    ],
 )
 def test_builder_rejects_bad_amounts_with_stable_codes(amount, currency, code):
     with pytest.raises(PaymentFormatError) as err:
-        iso.build_pacs008([transfer(amount, currency=currency)], instructing_agent_bic="COBADEFFXXX",
-                          instructed_agent_bic="BNPAFRPPXXX")
+        iso.build_pacs008(
+            [transfer(amount, currency=currency)],
+            instructing_agent_bic="COBADEFFXXX",
+            instructed_agent_bic="BNPAFRPPXXX",
+        )
     assert err.value.code == code
 
 
 def test_builder_rejects_overlong_ids_and_empty_batches():
     with pytest.raises(PaymentFormatError) as err:
-        iso.build_pacs008([transfer(e2e="X" * 36)], instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX")
+        iso.build_pacs008(
+            [transfer(e2e="X" * 36)], instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX"
+        )
     assert err.value.code == "iso20022_build_invalid"
     with pytest.raises(PaymentFormatError):
         iso.build_pain001([], initiating_party=DEBTOR)
@@ -276,7 +326,9 @@ def test_builder_rejects_overlong_ids_and_empty_batches():
 def test_builder_refuses_what_the_xsd_would_refuse():
     bad_bic = PartySpec(name="X", iban="DE89370400440532013000", agent_bic="not a bic")
     with pytest.raises(PaymentFormatError) as err:
-        iso.build_pacs008([transfer(debtor=bad_bic)], instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX")
+        iso.build_pacs008(
+            [transfer(debtor=bad_bic)], instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX"
+        )
     assert "XSD" in err.value.message
 
 

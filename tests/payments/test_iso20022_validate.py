@@ -22,8 +22,16 @@ CREDITOR = PartySpec(name="Pierre Dupont", iban="FR1420041010050500013M02606", a
 
 
 def ct(amount: str, e2e: str, when: date = date(2026, 3, 3), **kw) -> CreditTransfer:
-    return CreditTransfer(amount=amount, currency="EUR", debtor=DEBTOR, creditor=CREDITOR, end_to_end_id=e2e,
-                          requested_date=when, settlement_date=when, **kw)
+    return CreditTransfer(
+        amount=amount,
+        currency="EUR",
+        debtor=DEBTOR,
+        creditor=CREDITOR,
+        end_to_end_id=e2e,
+        requested_date=when,
+        settlement_date=when,
+        **kw,
+    )
 
 
 def pain001() -> str:
@@ -33,8 +41,9 @@ def pain001() -> str:
 
 def pacs008() -> str:
     txs = [ct("100.00", "E2E-A", instr_id="I-A"), ct("50.00", "E2E-B", instr_id="I-B")]
-    msg = iso.build_pacs008(txs, instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX",
-                            msg_id="MSG-2", created=CREATED)
+    msg = iso.build_pacs008(
+        txs, instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX", msg_id="MSG-2", created=CREATED
+    )
     return msg.to_string()
 
 
@@ -68,8 +77,9 @@ def test_payment_information_totals_are_checked_too():
 
 
 def test_total_interbank_settlement_amount_must_add_up():
-    text = pacs008().replace("<NbOfTxs>2</NbOfTxs>",
-                             '<NbOfTxs>2</NbOfTxs><TtlIntrBkSttlmAmt Ccy="EUR">151.00</TtlIntrBkSttlmAmt>', 1)
+    text = pacs008().replace(
+        "<NbOfTxs>2</NbOfTxs>", '<NbOfTxs>2</NbOfTxs><TtlIntrBkSttlmAmt Ccy="EUR">151.00</TtlIntrBkSttlmAmt>', 1
+    )
     assert "iso20022_total_amount_mismatch" in codes(iso.validate(text))
     fixed = text.replace(">151.00<", ">150.00<")
     assert iso.validate(fixed).valid
@@ -93,8 +103,9 @@ def test_not_provided_end_to_end_ids_may_repeat():
 
 
 def test_duplicate_payment_information_ids():
-    msg = iso.build_pain001([ct("1.00", "A", date(2026, 3, 3)), ct("2.00", "B", date(2026, 3, 4))],
-                            initiating_party=DEBTOR, created=CREATED)
+    msg = iso.build_pain001(
+        [ct("1.00", "A", date(2026, 3, 3)), ct("2.00", "B", date(2026, 3, 4))], initiating_party=DEBTOR, created=CREATED
+    )
     ids = [msg.r.t(p, "PmtInfId") for p in msg.r.all(msg.body, "PmtInf")]
     text = msg.to_string().replace(ids[1], ids[0])
     assert "iso20022_duplicate_pmtinfid" in codes(iso.validate(text))
@@ -140,10 +151,12 @@ def test_iban_check_digits_are_a_warning_at_iso_level():
 
 def test_envelope_and_header_mismatch():
     doc = pacs008().split("\n", 1)[1]
-    header = ('<AppHdr xmlns="urn:iso:std:iso:20022:tech:xsd:head.001.001.02"><Fr><FIId><FinInstnId>'
-              "<BICFI>COBADEFFXXX</BICFI></FinInstnId></FIId></Fr><To><FIId><FinInstnId><BICFI>BNPAFRPPXXX</BICFI>"
-              "</FinInstnId></FIId></To><BizMsgIdr>B-1</BizMsgIdr><MsgDefIdr>pacs.009.001.08</MsgDefIdr>"
-              "<CreDt>2026-03-02T09:30:00Z</CreDt></AppHdr>")
+    header = (
+        '<AppHdr xmlns="urn:iso:std:iso:20022:tech:xsd:head.001.001.02"><Fr><FIId><FinInstnId>'
+        "<BICFI>COBADEFFXXX</BICFI></FinInstnId></FIId></Fr><To><FIId><FinInstnId><BICFI>BNPAFRPPXXX</BICFI>"
+        "</FinInstnId></FIId></To><BizMsgIdr>B-1</BizMsgIdr><MsgDefIdr>pacs.009.001.08</MsgDefIdr>"
+        "<CreDt>2026-03-02T09:30:00Z</CreDt></AppHdr>"
+    )
     text = f'<BusMsg xmlns="urn:example:wrapper">{header}{doc}</BusMsg>'
     msg = iso.parse(text)
     assert msg.message_type == "pacs.008.001.08" and msg.header_type == "head.001.001.02"
@@ -153,8 +166,10 @@ def test_envelope_and_header_mismatch():
 
 
 def test_message_without_installed_schema_is_checked_by_rules_and_says_so():
-    text = ('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.013.001.07"><CdtrPmtActvtnReq><GrpHdr>'
-            "<MsgId>1</MsgId></GrpHdr></CdtrPmtActvtnReq></Document>")
+    text = (
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.013.001.07"><CdtrPmtActvtnReq><GrpHdr>'
+        "<MsgId>1</MsgId></GrpHdr></CdtrPmtActvtnReq></Document>"
+    )
     report = iso.validate(text)
     assert report.valid and report.message_type == "pain.013.001.07"
     assert [i.code for i in report.issues] == ["xsd_unavailable"]
@@ -174,8 +189,10 @@ def test_malformed_xml_is_a_located_error():
 def test_external_entities_are_refused(tmp_path: Path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
-    xxe = (f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>'
-           '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><a>&x;</a></Document>')
+    xxe = (
+        f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><a>&x;</a></Document>'
+    )
     with pytest.raises(PaymentFormatError) as err:
         iso.parse(xxe)
     assert err.value.code == "iso20022_dtd_forbidden"

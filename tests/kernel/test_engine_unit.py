@@ -1,0 +1,94 @@
+"""The engine on its own (pure domain, no database): planning decisions and their rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from qenex.kernel.chain import GENESIS_HASH, epoch_us, row_hash
+from qenex.kernel.engine import BatchState, plan_batch
+from qenex.kernel.model import (
+    AccountState,
+    EntryKind,
+    Leg,
+    NewTransaction,
+    PendingRecord,
+    PendingState,
+    PostPending,
+    Rejected,
+)
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _state(**balances: int) -> BatchState:
+    accounts = {
+        i: AccountState(i, "USD", "CHECKING", "active", 0, 0, bal, 0, 0)
+        for i, bal in enumerate(balances.values(), start=1)
+    }
+    accounts[99] = AccountState(99, "USD", "GL_ASSET", "active", 0, 10**9, 0, 0, 0)
+    return BatchState(0, GENESIS_HASH, NOW, accounts, {}, {}, set(), {})
+
+
+def _t(a: int, b: int, amount: int, **kw) -> NewTransaction:
+    return NewTransaction("TRANSFER", (Leg(a, b, amount, "USD"),), **kw)
+
+
+def test_rows_are_sequenced_and_hash_chained():
+    state = _state(a=100, b=0)
+    plan = plan_batch([_t(1, 2, 30), _t(1, 2, 80), _t(2, 1, 10)], state)
+    assert [r.result_id for r in plan.results] == [1, None, 2]
+    assert plan.results[1].error.code == "insufficient_funds"
+    assert [r[0] for r in plan.journal] == [1, 2] and plan.head_seq == 2
+    prev = GENESIS_HASH
+    for r, h in zip(plan.journal, plan.hashes, strict=True):
+        prev = row_hash(prev, *r[:10], r[10] or "", epoch_us(NOW), r[11])
+        assert prev == h
+    assert plan.head_hash == prev
+    assert state.accounts[1].debits_posted == 30 and state.accounts[1].credits_posted == 110
+
+
+def test_failed_linked_chain_leaves_no_trace():
+    state = _state(a=100, b=0, c=0)
+    plan = plan_batch([_t(1, 2, 50, linked=True, key="k1", digest=b"d"), _t(2, 3, 60)], state)
+    assert [r.error.code for r in plan.results] == ["linked_event_failed", "insufficient_funds"]
+    assert plan.journal == [] and plan.idempotency_inserts == [] and plan.tx_count == 0
+    assert state.accounts[1].debits_posted == 0 and state.accounts[2].credits_posted == 0
+    assert "k1" not in state.idempotency
+
+
+def test_rejected_item_inside_chain_fails_it():
+    state = _state(a=100, b=0)
+    plan = plan_batch([_t(1, 2, 5, linked=True), Rejected("invalid_amount", "bad")], state)
+    assert [r.error.code for r in plan.results] == ["linked_event_failed", "invalid_amount"]
+
+
+def test_idempotency_within_a_batch():
+    state = _state(a=100, b=0)
+    plan = plan_batch([_t(1, 2, 5, key="k", digest=b"x"), _t(1, 2, 5, key="k", digest=b"x"),
+                       _t(1, 2, 6, key="k", digest=b"y")], state)
+    assert plan.results[0].result_id == plan.results[1].result_id and plan.results[1].replayed
+    assert plan.results[2].error.code == "idempotency_conflict"
+    assert len(plan.journal) == 1
+
+
+def test_due_reservations_expire_before_items_run():
+    state = _state(a=100, b=0)
+    state.accounts[1].debits_pending = 100
+    state.accounts[2].credits_pending = 100
+    state.pendings[7] = PendingRecord(7, 1, 2, 100, "USD", "TRANSFER", NOW - timedelta(seconds=1),
+                                      PendingState.OPEN)
+    plan = plan_batch([_t(1, 2, 100), PostPending(7)], state)
+    assert plan.journal[0][3] == EntryKind.EXPIRE and plan.journal[0][9] == 7
+    assert plan.results[0].error is None and plan.results[1].error.code == "pending_expired"
+    assert plan.pending_updates == {7: (PendingState.EXPIRED, 1)}
+
+
+def test_multi_leg_transaction_shares_one_id():
+    state = _state(a=100)
+    state.accounts[50] = AccountState(50, "EUR", "CHECKING", "active", 0, 0, 0, 0, 0)
+    state.accounts[98] = AccountState(98, "USD", "GL_ASSET", "active", 0, 0, 0, 0, 0)
+    state.accounts[97] = AccountState(97, "EUR", "GL_ASSET", "active", 0, 0, 0, 0, 0)
+    cmd = NewTransaction("EXCHANGE", (Leg(1, 98, 10, "USD"), Leg(97, 50, 9, "EUR")), fx_rate="0.9")
+    plan = plan_batch([cmd], state)
+    assert [(r[0], r[1], r[2]) for r in plan.journal] == [(1, 1, 0), (2, 1, 1)]
+    assert plan.journal[0][10] == "0.9" and plan.journal[1][10] is None

@@ -189,3 +189,15 @@ def test_convert_rejects_non_convertible_input(run_cli):
     result = _convert(run_cli, FIXTURES / "ppd.ach", "pacs.008")
     assert result.code == 1
     assert "Traceback" not in result.err
+
+
+def test_mt_relaxation_by_name(run_cli, tmp_path):
+    module_or_skip("mt")
+    text = (FIXTURES / "mt103.fin").read_bytes().decode("utf-8")
+    path = tmp_path / "no-uetr.fin"
+    path.write_bytes(text.replace("{121:e2b4a3d2-7f5c-4a8e-9b1d-3c6f0a9e8d71}", "").encode())
+    strict = run_cli("payments", "validate", "--json", str(path))
+    assert strict.code == 1
+    assert any("121" in e["location"] + e["message"] for e in strict.json_lines()[0]["errors"])
+    relaxed = run_cli("payments", "validate", "--relax", "allow-missing-uetr", str(path))
+    assert relaxed.code == 0, relaxed.out

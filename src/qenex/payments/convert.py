@@ -1,0 +1,795 @@
+"""Conversion between SWIFT MT and ISO 20022, both ways, after the CBPR+ translation rules:
+
+- MT103 <-> pacs.008.001.08 (customer credit transfer)
+- MT202 <-> pacs.009.001.08 (financial institution transfer)
+- MT940 <-> camt.053.001.08 (customer statement)
+
+Amounts, parties, references and the UETR are carried across; anything the target cannot carry
+is reported in `ConversionResult.lost` (one located issue per item), never dropped silently.
+The MT side is built with `qenex.payments.swift` builders and the MX side with
+`qenex.payments.iso20022` builders, so every output passes the same validation as any other
+message of its type (MT network rules; the official XSD where its schema is installed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Final
+
+from qenex.payments import iso20022 as mx
+from qenex.payments import swift
+from qenex.payments.common import PaymentFormatError, ValidationIssue
+from qenex.payments.swift import fields as mt_fields
+from qenex.payments.swift.model import Field, Message, MessageBatch
+from qenex.payments.swift.values import (
+    amount_of,
+    read_32a,
+    read_61,
+    read_balance,
+    read_ccy_amount,
+    read_party,
+    swift_amount_text,
+)
+
+TARGETS: Final = ("pacs.008", "mt103", "pacs.009", "mt202", "camt.053", "mt940")
+CONVERT_CODE: Final = "payment_convert"
+LOST_CODE: Final = "convert_not_carried"
+NOT_PROVIDED: Final = "NOTPROVIDED"
+NONREF: Final = "NONREF"
+MT_REF_CHARS: Final = 16
+MX_TEXT_CHARS: Final = 140
+
+# 71A <-> ChrgBr (CBPR+: OUR = DEBT, SHA = SHAR, BEN = CRED).
+CHARGES_TO_MX: Final = {"OUR": "DEBT", "SHA": "SHAR", "BEN": "CRED"}
+CHARGES_TO_MT: Final = {v: k for k, v in CHARGES_TO_MX.items()}
+
+
+@dataclass(slots=True)
+class ConversionResult:
+    """The converted message text, its type, and every item that could not be carried across."""
+
+    output: str
+    message_type: str
+    lost: list[ValidationIssue] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.output
+
+    def __str__(self) -> str:
+        return self.output
+
+
+class _Lost:
+    def __init__(self) -> None:
+        self.items: list[ValidationIssue] = []
+
+    def add(self, where: str, what: str) -> None:
+        self.items.append(ValidationIssue(LOST_CODE, what, where, "warning"))
+
+
+def convert(data: str | bytes, to: str) -> ConversionResult:
+    """Convert an MT or ISO 20022 message to `to` (one of TARGETS). Raises PaymentFormatError for
+    input that cannot be read or has no conversion to the target."""
+    if to not in TARGETS:
+        raise PaymentFormatError(
+            f"unknown conversion target {to!r}; use one of {', '.join(TARGETS)}", code=CONVERT_CODE
+        )
+    if _looks_like_xml(data):
+        return _from_mx(mx.parse(data), to)
+    parsed = swift.parse(data)
+    if isinstance(parsed, MessageBatch):
+        raise PaymentFormatError("convert takes one MT message, not a batch", code=CONVERT_CODE)
+    return _from_mt(parsed, to)
+
+
+def _looks_like_xml(data: str | bytes) -> bool:
+    head = data[:64]
+    text = head.decode("latin-1") if isinstance(head, bytes) else head
+    return text.lstrip("\ufeff\xef\xbb\xbf \t\r\n").startswith("<")
+
+
+def _from_mt(msg: Message, to: str) -> ConversionResult:
+    report = swift.validate(msg)
+    if not report.valid:
+        first = report.errors[0]
+        raise PaymentFormatError(
+            f"the MT input is not valid: {first.message}", location=first.location, code=CONVERT_CODE
+        )
+    mt = msg.message_type
+    pairs = {
+        ("103", "pacs.008"): _mt103_to_pacs008,
+        ("202", "pacs.009"): _mt202_to_pacs009,
+        ("940", "camt.053"): _mt940_to_camt053,
+    }
+    fn = pairs.get((mt, to))
+    if fn is None:
+        raise PaymentFormatError(f"no conversion from MT{mt} to {to}", code=CONVERT_CODE)
+    return fn(msg)
+
+
+def _from_mx(msg: mx.Iso20022Message, to: str) -> ConversionResult:
+    family = msg.family
+    pairs = {
+        ("pacs.008", "mt103"): _pacs008_to_mt103,
+        ("pacs.009", "mt202"): _pacs009_to_mt202,
+        ("camt.053", "mt940"): _camt053_to_mt940,
+    }
+    fn = pairs.get((family, to))
+    if fn is None:
+        raise PaymentFormatError(f"no conversion from {msg.message_type or 'this message'} to {to}", code=CONVERT_CODE)
+    report = mx.validate(msg)
+    if not report.valid:
+        first = report.errors[0]
+        raise PaymentFormatError(
+            f"the ISO 20022 input is not valid: {first.message}", location=first.location, code=CONVERT_CODE
+        )
+    return fn(msg)
+
+
+# ==== MT -> MX ===================================================================================
+def _text_of(msg: Message, tag: str) -> str | None:
+    f = msg.field(tag)
+    return f.text if f is not None else None
+
+
+def _mx_party(f: Field | None, lost: _Lost, role: str) -> mx.PartySpec:
+    """A customer party (50a/59a) as an ISO 20022 party: name, postal address, account, BIC."""
+    if f is None:
+        return mx.PartySpec(name=NOT_PROVIDED)
+    party = read_party(f.tag, f.text)
+    account = party.account
+    iban = account if account and _is_iban(account) else None
+    other = None if iban else account
+    if f.option == "F":
+        return _mx_party_f(party.lines, iban, other)
+    if f.option == "A":
+        return mx.PartySpec(iban=iban, account_id=other, bic=party.bic)
+    name = party.lines[0] if party.lines else NOT_PROVIDED
+    return mx.PartySpec(name=name, iban=iban, account_id=other, address_lines=tuple(party.lines[1:]))
+
+
+def _mx_party_f(lines: Sequence[str], iban: str | None, other: str | None) -> mx.PartySpec:
+    """50F/59F structured lines: 1/ name, 2/ address, 3/ country/town, others kept as address."""
+    names = [ln[2:] for ln in lines if ln.startswith("1/")]
+    address = [ln[2:] for ln in lines if ln[:2] in ("2/", "3/")]
+    country = next((ln[2:4] for ln in lines if ln.startswith("3/") and ln[4:5] in ("/", "")), None)
+    return mx.PartySpec(
+        name=" ".join(names) or NOT_PROVIDED, iban=iban, account_id=other, country=country, address_lines=tuple(address)
+    )
+
+
+def _iban_or_none(account: str | None) -> str | None:
+    """The MT account when it is an IBAN (MX then carries it as IBAN, else as an other-id)."""
+    return account if account and _is_iban(account) else None
+
+
+def _is_iban(value: str) -> bool:
+    return mx.validate_iban(value).valid
+
+
+def _agent_bic(msg: Message, number: str, lost: _Lost, what: str) -> str | None:
+    """The BIC of an institution field (option A); other options are reported as not carried."""
+    f = msg.field(number)
+    if f is None:
+        return None
+    if f.option == "A":
+        return read_party(f.tag, f.text).bic
+    lost.add(
+        f"block 4 :{f.tag}:",
+        f"{what} in option {f.option or 'without letter'} (no BIC) is not carried "
+        "(the ISO 20022 builders identify agents by BIC or member id)",
+    )
+    return None
+
+
+def _remittance(msg: Message) -> tuple[str | None, str | None]:
+    """Field 70 as (end-to-end id from /ROC/, unstructured remittance text)."""
+    text = _text_of(msg, "70")
+    if not text:
+        return None, None
+    lines = text.split("\n")
+    e2e = None
+    if lines[0].startswith("/ROC/"):
+        e2e, lines = lines[0][5:] or None, lines[1:]
+    joined = " ".join(lines)
+    if len(joined) > MX_TEXT_CHARS:
+        joined = "".join(lines)
+    return e2e, joined or None
+
+
+def _instructions(msg: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Field 72 as (instructions for next agent, for creditor agent); /ACC/ goes to the creditor agent."""
+    text = _text_of(msg, "72")
+    if not text:
+        return (), ()
+    items: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith("//") and items:
+            items[-1] += " " + line[2:]
+        else:
+            items.append(line)
+    for_creditor = tuple(i for i in items if i.startswith("/ACC/"))
+    return tuple(i for i in items if not i.startswith("/ACC/")), for_creditor
+
+
+def _not_carried(msg: Message, lost: _Lost, tags: dict[str, str]) -> None:
+    for f in msg.fields:
+        why = tags.get(f.tag) or tags.get(f.number)
+        if why:
+            lost.add(f"block 4 :{f.tag}:", why)
+    b3 = msg.block("3")
+    for key, value in (b3.subfields or []) if b3 is not None else []:
+        if key not in ("121", "119"):
+            lost.add(f"block 3 {{{key}:}}", f"user header field {key} ({value}) has no place in the MX message")
+
+
+def _settlement(msg: Message) -> tuple[date, str, Decimal]:
+    a = read_32a(_text_of(msg, "32A") or "")
+    if a is None or a.value_date is None:
+        raise PaymentFormatError("field 32A cannot be read", location="block 4 :32A:", code=CONVERT_CODE)
+    return a.value_date, a.currency, a.amount
+
+
+def _mt103_to_pacs008(msg: Message) -> ConversionResult:
+    lost = _Lost()
+    when, ccy, amount = _settlement(msg)
+    ref = _text_of(msg, "20") or NOT_PROVIDED
+    e2e, remittance = _remittance(msg)
+    next_agent, for_creditor = _instructions(msg)
+    instructed = read_ccy_amount(_text_of(msg, "33B") or "")
+    rate = _text_of(msg, "36")
+    sender, receiver = msg.sender_bic or "", msg.receiver_bic or ""
+    debtor = _mx_party(msg.field("50"), lost, "Dbtr")
+    creditor = _mx_party(msg.field("59"), lost, "Cdtr")
+    debtor_agent = _agent_bic(msg, "52", lost, "52a ordering institution") or sender
+    creditor_agent = _agent_bic(msg, "57", lost, "57a account with institution") or receiver
+    intermediary = _agent_bic(msg, "56", lost, "56a intermediary")
+    charges = [(amount_of(c[1]), c[0], sender) for f in msg.all("71F") if (c := read_ccy_amount(f.text))]
+    g = read_ccy_amount(_text_of(msg, "71G") or "")
+    if g is not None:
+        charges.append((amount_of(g[1]), g[0], receiver))
+    _not_carried(msg, lost, _MT103_NOT_CARRIED)
+    bank_op = _text_of(msg, "23B")
+    if bank_op != "CRED":
+        lost.add("block 4 :23B:", f"bank operation code {bank_op} is not carried (pacs.008 has no equivalent)")
+    transfer = mx.CreditTransfer(
+        amount=amount,
+        currency=ccy,
+        settlement_date=when,
+        instr_id=ref,
+        tx_id=ref,
+        end_to_end_id=e2e or NOT_PROVIDED,
+        uetr=msg.uetr,
+        debtor=_with_agent(debtor, debtor_agent),
+        creditor=_with_agent(creditor, creditor_agent),
+        remittance=remittance,
+        charge_bearer=CHARGES_TO_MX.get(_text_of(msg, "71A") or "", "SHAR"),
+        instructed_amount=amount_of(instructed[1]) if instructed else None,
+        instructed_currency=instructed[0] if instructed else None,
+        exchange_rate=amount_of(rate) if rate else None,
+        intermediary_agents=(mx.PartySpec(agent_bic=intermediary),) if intermediary else (),
+        instructions_for_next_agent=next_agent,
+        instructions_for_creditor_agent=for_creditor,
+        charges=tuple((a, c, b) for a, c, b in charges),
+    )
+    method = "COVE" if msg.field("54") is not None or msg.field("53") is not None else "INDA"
+    out = mx.build_pacs008(
+        [transfer],
+        instructing_agent_bic=sender,
+        instructed_agent_bic=receiver,
+        settlement_method=method,
+        settlement_date=when,
+        msg_id=ref,
+    )
+    return ConversionResult(out.to_string(), out.message_type, lost.items)
+
+
+def _with_agent(party: mx.PartySpec, agent_bic: str | None) -> mx.PartySpec:
+    return mx.PartySpec(
+        name=party.name,
+        iban=party.iban,
+        account_id=party.account_id,
+        bic=party.bic,
+        agent_bic=agent_bic,
+        country=party.country,
+        address_lines=party.address_lines,
+    )
+
+
+_MT103_NOT_CARRIED: Final = {
+    "13C": "13C time indication has no pacs.008 element in the CBPR+ mapping used here",
+    "23E": "23E instruction code is not carried (InstrForCdtrAgt/InstrForNxtAgt codes are not mapped)",
+    "26T": "26T transaction type code is not carried",
+    "51": "51A sending institution is not carried",
+    "53": "53a sender's correspondent is not carried (settlement method is set to COVE)",
+    "54": "54a receiver's correspondent is not carried (settlement method is set to COVE)",
+    "55": "55a third reimbursement institution is not carried",
+    "77B": "77B regulatory reporting is not carried",
+    "77T": "77T envelope contents are not carried",
+}
+
+
+def _mt202_to_pacs009(msg: Message) -> ConversionResult:
+    lost = _Lost()
+    when, ccy, amount = _settlement(msg)
+    ref = _text_of(msg, "20") or NOT_PROVIDED
+    related = _text_of(msg, "21") or NOT_PROVIDED
+    next_agent, for_creditor = _instructions(msg)
+    sender, receiver = msg.sender_bic or "", msg.receiver_bic or ""
+    debtor_bic = _agent_bic(msg, "52", lost, "52a ordering institution") or sender
+    creditor_field = msg.field("58")
+    creditor_bic = _agent_bic(msg, "58", lost, "58a beneficiary institution")
+    creditor_account = read_party(creditor_field.tag, creditor_field.text).account if creditor_field else None
+    creditor_agent = _agent_bic(msg, "57", lost, "57a account with institution")
+    intermediary = _agent_bic(msg, "56", lost, "56a intermediary")
+    if creditor_bic is None:
+        raise PaymentFormatError(
+            "58a must identify the beneficiary institution by BIC (option A) for pacs.009",
+            location="block 4 :58a:",
+            code=CONVERT_CODE,
+        )
+    if msg.is_cov or msg.field("50") is not None:
+        lost.add(
+            "block 4 sequence B",
+            "the underlying customer credit transfer (MT202 COV sequence B) is not "
+            "carried: pacs.009 COV (UndrlygCstmrCdtTrf) is not built",
+        )
+    _not_carried(
+        msg, lost, {"13C": _MT103_NOT_CARRIED["13C"], "53": _MT103_NOT_CARRIED["53"], "54": _MT103_NOT_CARRIED["54"]}
+    )
+    transfer = mx.CreditTransfer(
+        amount=amount,
+        currency=ccy,
+        settlement_date=when,
+        instr_id=ref,
+        tx_id=ref,
+        end_to_end_id=related,
+        uetr=msg.uetr,
+        debtor=mx.PartySpec(bic=debtor_bic),
+        creditor=mx.PartySpec(
+            bic=creditor_bic,
+            agent_bic=creditor_agent,
+            iban=_iban_or_none(creditor_account),
+            account_id=None if _iban_or_none(creditor_account) else creditor_account,
+        ),
+        intermediary_agents=(mx.PartySpec(agent_bic=intermediary),) if intermediary else (),
+        instructions_for_next_agent=next_agent,
+        instructions_for_creditor_agent=for_creditor,
+    )
+    out = mx.build_pacs009(
+        [transfer], instructing_agent_bic=sender, instructed_agent_bic=receiver, settlement_date=when, msg_id=ref
+    )
+    return ConversionResult(out.to_string(), out.message_type, lost.items)
+
+
+def _mt940_to_camt053(msg: Message) -> ConversionResult:
+    lost = _Lost()
+    opening = read_balance((msg.field("60") or Field("60F", "")).text)
+    closing = read_balance((msg.field("62") or Field("62F", "")).text)
+    if opening is None or closing is None or opening.date is None or closing.date is None:
+        raise PaymentFormatError("the statement's balances cannot be read", code=CONVERT_CODE)
+    account = _text_of(msg, "25") or NOT_PROVIDED
+    entries = tuple(_camt_entry(f, msg, i, lost) for i, f in enumerate(msg.fields) if f.tag == "61")
+    number = (_text_of(msg, "28C") or "1").split("/")[0]
+    _not_carried(
+        msg,
+        lost,
+        {
+            "64": "64 closing available balance is not carried (camt.053 CLAV not built)",
+            "65": "65 forward available balance is not carried",
+            "21": "21 related reference is not carried",
+            "13D": "13D date/time indication is not carried",
+        },
+    )
+    if msg.receiver_bic:
+        lost.add(
+            "block 2",
+            f"the receiver {msg.receiver_bic} is not carried: camt.053 names the account "
+            "servicer only (a business application header routes it)",
+        )
+    last = msg.fields[-1]
+    if last.tag == "86":
+        lost.add("block 4 :86:", "statement-level information to account owner (last 86) is not carried")
+    spec = mx.StatementSpec(
+        id=_text_of(msg, "20") or NOT_PROVIDED,
+        account_iban=account if _is_iban(account) else None,
+        account_id=None if _is_iban(account) else account,
+        currency=opening.currency,
+        opening_balance=opening.amount,
+        opening_credit=opening.mark == "C",
+        opening_date=opening.date,
+        closing_date=closing.date,
+        entries=entries,
+        servicer_bic=msg.sender_bic,
+        sequence_number=int(number) if number.isdigit() else None,
+    )
+    out = mx.build_camt053([spec], msg_id=_text_of(msg, "20"))
+    computed = out.statements()[0].balances[-1]
+    signed = computed.amount if computed.credit_debit == "CRDT" else -(computed.amount or Decimal(0))
+    if signed != closing.signed:
+        lost.add(
+            "block 4 :62a:",
+            f"the MT closing balance {closing.signed} differs from opening + entries "
+            f"({signed}); camt.053 CLBD carries the computed value",
+        )
+    return ConversionResult(out.to_string(), out.message_type, lost.items)
+
+
+def _camt_entry(f: Field, msg: Message, index: int, lost: _Lost) -> mx.StatementEntrySpec:
+    line = read_61(f.text)
+    if line is None or line.value_date is None:
+        raise PaymentFormatError("a statement line cannot be read", location="block 4 :61:", code=CONVERT_CODE)
+    booking = line.value_date
+    if line.entry_date:
+        booking = _entry_date(line.value_date, line.entry_date)
+    fields = msg.fields
+    info = fields[index + 1].text if index + 1 < len(fields) and fields[index + 1].tag == "86" else None
+    if line.funds_code:
+        lost.add(f"block 4 :61: {line.value_date_text}", f"funds code {line.funds_code} is not carried")
+    if line.details:
+        lost.add(f"block 4 :61: {line.value_date_text}", "supplementary details of field 61 are not carried")
+    reference = None if line.customer_reference == NONREF else line.customer_reference
+    return mx.StatementEntrySpec(
+        amount=line.amount,
+        credit=line.is_credit,
+        reversal=line.mark in ("RC", "RD"),
+        booking_date=booking,
+        value_date=line.value_date,
+        account_servicer_ref=line.bank_reference,
+        bank_tx_code=line.transaction_type,
+        end_to_end_id=reference,
+        additional_info=" ".join(info.split("\n")) if info else None,
+    )
+
+
+def _entry_date(value_date: date, mmdd: str) -> date:
+    """The entry date (MMDD) in the year that puts it nearest the value date."""
+    candidates = []
+    for year in (value_date.year - 1, value_date.year, value_date.year + 1):
+        try:
+            candidates.append(date(year, int(mmdd[:2]), int(mmdd[2:])))
+        except ValueError:
+            continue
+    return min(candidates, key=lambda d: abs((d - value_date).days)) if candidates else value_date
+
+
+# ==== MX -> MT ===================================================================================
+def _one_tx(msg: mx.Iso20022Message) -> mx.Transaction:
+    txs = msg.transactions()
+    if len(txs) != 1:
+        raise PaymentFormatError(
+            f"{msg.message_type} holds {len(txs)} transactions; the MT carries exactly one "
+            "(CBPR+ allows one per message)",
+            code=CONVERT_CODE,
+        )
+    return txs[0]
+
+
+def _mt_ref(value: str | None, where: str, lost: _Lost, default: str = NONREF) -> str:
+    """An MX identifier as an MT reference (16x, X set, no leading/trailing or double slash)."""
+    if not value or value == NOT_PROVIDED:
+        return default
+    ref = "".join(ch if mt_fields.is_x_text(ch) else "." for ch in value).strip("/").replace("//", "/")
+    if ref != value or len(ref) > MT_REF_CHARS:
+        lost.add(
+            where, f"identifier {value!r} does not fit the MT reference format (16x); sent as {ref[:MT_REF_CHARS]!r}"
+        )
+    return ref[:MT_REF_CHARS] or default
+
+
+def _x_text(value: str) -> str:
+    return "".join(ch if mt_fields.is_x_text(ch) else "." for ch in value)
+
+
+def _sender_receiver(msg: mx.Iso20022Message, tx: mx.Transaction | None) -> tuple[str | None, str | None]:
+    header = msg.app_header()
+    group = msg.group_header()
+    sender = (tx.instructing_agent.bic if tx else None) or (group.instructing_agent.bic if group else None)
+    receiver = (tx.instructed_agent.bic if tx else None) or (group.instructed_agent.bic if group else None)
+    if header is not None:
+        sender = sender or header.from_bic
+        receiver = receiver or header.to_bic
+    return sender, receiver
+
+
+def _amount_text(amount: Decimal | None, ccy: str | None, where: str) -> tuple[str, Decimal]:
+    if amount is None or not ccy:
+        raise PaymentFormatError("the amount or its currency is missing", location=where, code=CONVERT_CODE)
+    return ccy, amount
+
+
+def _wrap(text: str, width: int = 35) -> list[str]:
+    clean = _x_text(" ".join(text.split()))
+    return [clean[i : i + width] for i in range(0, len(clean), width)] or [NOT_PROVIDED]
+
+
+def _customer_party(p: mx.Party, lost: _Lost, where: str, letter_tag: str) -> tuple[str, str]:
+    """(tag, value) of a 50a/59a customer field for an MX party."""
+    account = p.iban or p.account_id
+    acct_line = [f"/{_x_text(account)[:34]}"] if account else []
+    if not p.name and p.bic:
+        return letter_tag + "A", "\n".join(acct_line + [p.bic])
+    lines = _wrap(p.name or NOT_PROVIDED) + [ln for a in p.address_lines for ln in _wrap(a)]
+    if p.country and not p.address_lines:
+        lines.append(p.country)
+    if len(lines) > 4:
+        lost.add(where, f"name and address beyond 4 lines of 35 characters are cut: {' '.join(lines[4:])[:60]!r}")
+    if p.bic and p.name:
+        lost.add(where, f"party identifier BIC {p.bic} is not carried in option K/no letter")
+    tag = "50K" if letter_tag == "50" else "59"
+    return tag, "\n".join(acct_line + lines[:4])
+
+
+def _instruction_lines(tx_el: object, msg: mx.Iso20022Message, path: str) -> list[str]:
+    r = msg.r
+    return [x.text.strip() for x in r.all(tx_el, path) if x.text]
+
+
+def _line72(items: Sequence[str], lost: _Lost) -> str | None:
+    lines: list[str] = []
+    for item in items:
+        text = _x_text(item)
+        if not text.startswith("/"):
+            text = "/INS/" + text if len(text) <= 30 else "//" + text
+        lines.append(text[:35])
+        rest = text[35:]
+        while rest:
+            lines.append(("//" + rest)[:35])
+            rest = rest[33:]
+    if len(lines) > 6:
+        lost.add("InstrForNxtAgt", "instructions beyond 6 lines of field 72 are cut")
+    return "\n".join(lines[:6]) or None
+
+
+def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
+    lost = _Lost()
+    tx = _one_tx(msg)
+    tx_el = msg.transaction_elements()[0]
+    sender, receiver = _sender_receiver(msg, tx)
+    if not sender or not receiver:
+        raise PaymentFormatError(
+            "pacs.008 names no instructing/instructed agent BIC for the MT header", code=CONVERT_CODE
+        )
+    ccy, amount = _amount_text(tx.amount, tx.currency, "IntrBkSttlmAmt")
+    when = date.fromisoformat(tx.settlement_date) if tx.settlement_date else None
+    fields: list[tuple[str, str]] = [
+        ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
+        ("23B", "CRED"),
+        ("32A", f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}"),
+    ]
+    charges = _charges(msg, tx_el, sender, receiver)
+    if tx.instructed_amount is not None or charges[0] or charges[1]:
+        ins_ccy = tx.instructed_currency or ccy
+        fields.append(("33B", f"{ins_ccy}{swift_amount_text(tx.instructed_amount or amount)}"))
+    rate = msg.r.t(tx_el, "XchgRate")
+    if rate and (tx.instructed_currency or ccy) != ccy:
+        fields.append(("36", swift_amount_text(Decimal(rate))))
+    fields.append(_customer_party(tx.debtor, lost, "Dbtr", "50"))
+    if tx.debtor_agent.bic and not _same_bic(tx.debtor_agent.bic, sender):
+        fields.append(("52A", tx.debtor_agent.bic))
+    if tx.intermediary_agents and tx.intermediary_agents[0].bic:
+        fields.append(("56A", tx.intermediary_agents[0].bic))
+    if len(tx.intermediary_agents) > 1:
+        lost.add("IntrmyAgt2", "only the first intermediary agent fits MT103 field 56a")
+    if tx.creditor_agent.bic and (not _same_bic(tx.creditor_agent.bic, receiver) or tx.intermediary_agents):
+        fields.append(("57A", tx.creditor_agent.bic))
+    fields.append(_customer_party(tx.creditor, lost, "Cdtr", "59"))
+    remittance = _mt103_remittance(tx, lost)
+    if remittance:
+        fields.append(("70", remittance))
+    fields.append(("71A", CHARGES_TO_MT.get(tx.charge_bearer or "", "SHA")))
+    if tx.charge_bearer == "SLEV":
+        lost.add("ChrgBr", "charge bearer SLEV has no MT103 code; sent as 71A SHA")
+    fields.extend(("71F", c) for c in charges[0])
+    fields.extend(("71G", c) for c in charges[1][:1])
+    instructions = _instruction_lines(tx_el, msg, "InstrForNxtAgt/InstrInf") + _instruction_lines(
+        tx_el, msg, "InstrForCdtrAgt/InstrInf"
+    )
+    line72 = _line72(instructions, lost)
+    if line72:
+        fields.append(("72", line72))
+    _mx_not_carried(tx, lost)
+    out = swift.assemble("103", sender, receiver, fields, [("121", tx.uetr or swift.new_uetr())])
+    return ConversionResult(out.to_string(), "MT103", lost.items)
+
+
+def _same_bic(a: str | None, b: str | None) -> bool:
+    """BICs name the same institution: an 8-character BIC is its head office, branch XXX."""
+    if not a or not b:
+        return False
+    return (a + "XXX")[:11] == (b + "XXX")[:11]
+
+
+def _yymmdd(when: date | None) -> str:
+    if when is None:
+        raise PaymentFormatError(
+            "the interbank settlement date is missing", location="IntrBkSttlmDt", code=CONVERT_CODE
+        )
+    return when.strftime("%y%m%d")
+
+
+def _charges(msg: mx.Iso20022Message, tx_el: object, sender: str, receiver: str) -> tuple[list[str], list[str]]:
+    """ChrgsInf as (71F sender's charges, 71G receiver's charges): an amount taken by the instructed agent
+    under ChrgBr DEBT is the receiver's charge (71G); every other one is a sender's charge (71F)."""
+    r = msg.r
+    f_items: list[str] = []
+    g_items: list[str] = []
+    bearer = r.t(tx_el, "ChrgBr")
+    for chg in r.all(tx_el, "ChrgsInf"):
+        amt = r.f(chg, "Amt")
+        if amt is None or amt.text is None:
+            continue
+        text = f"{amt.get('Ccy')}{swift_amount_text(Decimal(amt.text))}"
+        agent = r.t(chg, "Agt/FinInstnId/BICFI")
+        (g_items if bearer == "DEBT" and agent == receiver else f_items).append(text)
+    return f_items, g_items
+
+
+def _mt103_remittance(tx: mx.Transaction, lost: _Lost) -> str | None:
+    lines: list[str] = []
+    if tx.end_to_end_id and tx.end_to_end_id != NOT_PROVIDED:
+        roc = f"/ROC/{_x_text(tx.end_to_end_id)}"
+        if len(roc) > 35 or roc[5:] != tx.end_to_end_id:
+            lost.add(
+                "PmtId/EndToEndId",
+                f"end-to-end id {tx.end_to_end_id!r} does not fit field 70 /ROC/ "
+                f"(35 characters, X set); sent as {roc[5:35]!r}",
+            )
+        lines.append(roc[:35])
+    text = " ".join(tx.remittance)
+    if tx.structured_reference:
+        text = (text + " " if text else "") + f"/RFB/{tx.structured_reference}"
+    lines.extend(_wrap(text) if text else [])
+    if len(lines) > 4:
+        lost.add(
+            "RmtInf", f"remittance information beyond 4 lines of 35 characters is cut: {' '.join(lines[4:])[:60]!r}"
+        )
+    return "\n".join(lines[:4]) or None
+
+
+def _mx_not_carried(tx: mx.Transaction, lost: _Lost) -> None:
+    checks = [
+        (tx.ultimate_debtor.name, "UltmtDbtr", "ultimate debtor"),
+        (tx.ultimate_creditor.name, "UltmtCdtr", "ultimate creditor"),
+        (tx.purpose, "Purp", "purpose code"),
+        (tx.service_level, "PmtTpInf/SvcLvl", "service level"),
+        (tx.category_purpose, "PmtTpInf/CtgyPurp", "category purpose"),
+        (tx.local_instrument, "PmtTpInf/LclInstrm", "local instrument"),
+        (tx.debtor.lei, "Dbtr/Id/OrgId/LEI", "debtor LEI"),
+        (tx.creditor.lei, "Cdtr/Id/OrgId/LEI", "creditor LEI"),
+    ]
+    for value, where, what in checks:
+        if value:
+            lost.add(where, f"{what} ({value}) has no MT field in this mapping")
+    if tx.end_to_end_id and tx.end_to_end_id != NOT_PROVIDED and tx.tx_id and tx.tx_id != tx.instr_id:
+        lost.add("PmtId/TxId", f"transaction id {tx.tx_id!r} is not carried (field 20 carries the InstrId)")
+
+
+def _pacs009_to_mt202(msg: mx.Iso20022Message) -> ConversionResult:
+    lost = _Lost()
+    tx = _one_tx(msg)
+    tx_el = msg.transaction_elements()[0]
+    sender, receiver = _sender_receiver(msg, tx)
+    if not sender or not receiver:
+        raise PaymentFormatError(
+            "pacs.009 names no instructing/instructed agent BIC for the MT header", code=CONVERT_CODE
+        )
+    ccy, amount = _amount_text(tx.amount, tx.currency, "IntrBkSttlmAmt")
+    when = date.fromisoformat(tx.settlement_date) if tx.settlement_date else None
+    fields: list[tuple[str, str]] = [
+        ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
+        ("21", _mt_ref(tx.end_to_end_id, "PmtId/EndToEndId", lost)),
+        ("32A", f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}"),
+    ]
+    if tx.debtor.bic and not _same_bic(tx.debtor.bic, sender):
+        fields.append(("52A", tx.debtor.bic))
+    if tx.intermediary_agents and tx.intermediary_agents[0].bic:
+        fields.append(("56A", tx.intermediary_agents[0].bic))
+    if tx.creditor_agent.bic and (not _same_bic(tx.creditor_agent.bic, tx.creditor.bic) or tx.intermediary_agents):
+        fields.append(("57A", tx.creditor_agent.bic))
+    if not tx.creditor.bic:
+        raise PaymentFormatError("pacs.009 creditor has no BIC for field 58A", location="Cdtr", code=CONVERT_CODE)
+    account = tx.creditor.iban or tx.creditor.account_id
+    fields.append(("58A", (f"/{_x_text(account)[:34]}\n" if account else "") + tx.creditor.bic))
+    instructions = _instruction_lines(tx_el, msg, "InstrForNxtAgt/InstrInf") + _instruction_lines(
+        tx_el, msg, "InstrForCdtrAgt/InstrInf"
+    )
+    line72 = _line72(instructions, lost)
+    if line72:
+        fields.append(("72", line72))
+    if tx.debtor.name and not tx.debtor.bic:
+        lost.add("Dbtr", "debtor institution without BIC is not carried")
+    out = swift.assemble("202", sender, receiver, fields, [("121", tx.uetr or swift.new_uetr())])
+    return ConversionResult(out.to_string(), "MT202", lost.items)
+
+
+def _camt053_to_mt940(msg: mx.Iso20022Message) -> ConversionResult:
+    lost = _Lost()
+    statements = msg.statements()
+    if len(statements) != 1:
+        raise PaymentFormatError(
+            f"camt.053 holds {len(statements)} statements; MT940 carries one per message", code=CONVERT_CODE
+        )
+    st = statements[0]
+    opening = _camt_balance(st, ("OPBD", "PRCD"), lost)
+    closing = _camt_balance(st, ("CLBD",), lost)
+    currency = opening[2]
+    fields: list[tuple[str, str]] = [
+        ("20", _mt_ref(st.id, "Stmt/Id", lost)),
+        ("25", _x_text(st.account.account or NOT_PROVIDED)[:35]),
+        ("28C", f"{int(st.sequence_number or 1):05d}"[-5:]),
+        ("60F", _mt_balance(*opening)),
+    ]
+    for i, e in enumerate(st.entries):
+        fields.extend(_mt_entry(e, i, currency, lost))
+    fields.append(("62F", _mt_balance(*closing)))
+    available = [b for b in st.balances if b.type_code == "CLAV"]
+    if available:
+        fields.append(("64", _mt_balance(*_camt_balance(st, ("CLAV",), lost))))
+    sender, receiver = _sender_receiver(msg, None)
+    sender = sender or st.account.bic
+    if sender and receiver:
+        out = swift.assemble("940", sender, receiver, fields)
+        return ConversionResult(out.to_string(), "MT940", lost.items)
+    lost.add(
+        "AppHdr",
+        "no sender and receiver BIC (business application header) for the FIN header: the "
+        "statement is written as a bank-export text block without blocks 1 and 2",
+    )
+    text = "".join(f":{tag}:{value.replace(chr(10), chr(13) + chr(10))}\r\n" for tag, value in fields) + "-\r\n"
+    report = swift.validate(text)
+    if not report.valid:
+        raise PaymentFormatError(
+            f"the converted MT940 is not valid: {report.errors[0].message}",
+            location=report.errors[0].location,
+            code=CONVERT_CODE,
+        )
+    return ConversionResult(text, "MT940", lost.items)
+
+
+def _camt_balance(st: mx.Statement, codes: Sequence[str], lost: _Lost) -> tuple[str, date, str, Decimal]:
+    for b in st.balances:
+        if b.type_code in codes and b.amount is not None and b.currency and b.date:
+            mark = "D" if b.credit_debit == "DBIT" else "C"
+            return mark, date.fromisoformat(b.date[:10]), b.currency, b.amount
+    raise PaymentFormatError(f"the statement has no {'/'.join(codes)} balance", location="Stmt/Bal", code=CONVERT_CODE)
+
+
+def _mt_balance(mark: str, when: date, currency: str, amount: Decimal) -> str:
+    return f"{mark}{when.strftime('%y%m%d')}{currency}{swift_amount_text(amount)}"
+
+
+def _mt_entry(e: mx.Entry, index: int, currency: str, lost: _Lost) -> list[tuple[str, str]]:
+    where = f"Stmt/Ntry[{index + 1}]"
+    if e.amount is None or not e.value_date and not e.booking_date:
+        raise PaymentFormatError("an entry has no amount or date", location=where, code=CONVERT_CODE)
+    if e.currency and e.currency != currency:
+        raise PaymentFormatError("an entry's currency differs from the statement's", location=where, code=CONVERT_CODE)
+    value_date = date.fromisoformat((e.value_date or e.booking_date or "")[:10])
+    booking = date.fromisoformat((e.booking_date or e.value_date or "")[:10])
+    credit = e.credit_debit == "CRDT"
+    mark = ("RD" if credit else "RC") if e.reversal else ("C" if credit else "D")
+    code = e.bank_tx_code if e.bank_tx_code and len(e.bank_tx_code) == 4 and e.bank_tx_code[0] in "SNF" else "NMSC"
+    if e.bank_tx_code and code != e.bank_tx_code:
+        lost.add(where + "/BkTxCd", f"bank transaction code {e.bank_tx_code} is not an MT code; sent as {code}")
+    detail = e.details[0] if e.details else None
+    reference = _mt_ref(detail.end_to_end_id if detail else None, where + "/NtryDtls", lost)
+    value = f"{value_date.strftime('%y%m%d')}{booking.strftime('%m%d')}{mark}{swift_amount_text(e.amount)}"
+    value += code + reference
+    if e.account_servicer_ref:
+        value += "//" + _mt_ref(e.account_servicer_ref, where + "/AcctSvcrRef", lost)
+    out = [("61", value)]
+    info = e.additional_info or (" ".join(detail.remittance) if detail else "")
+    if info:
+        lines = [_x_text(info)[i : i + 65] for i in range(0, min(len(info), 390), 65)]
+        if len(info) > 390:
+            lost.add(where + "/AddtlNtryInf", "entry information beyond 6 lines of 65 characters is cut")
+        out.append(("86", "\n".join(ln if k == 0 or ln[0] not in "-:" else "." + ln[1:] for k, ln in enumerate(lines))))
+    return out
+
+
+__all__ = ["TARGETS", "ConversionResult", "convert"]

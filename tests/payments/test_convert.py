@@ -1,0 +1,307 @@
+"""MT <-> MX conversion: MT103/pacs.008, MT202/pacs.009, MT940/camt.053, both directions.
+
+Every output is validated: MT outputs with the MT validator, MX outputs against the official XSD
+(the packaged schema, or ../shared's copy where no maintained package ships that version).
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from qenex.payments import convert as cv
+from qenex.payments import iso20022 as mx
+from qenex.payments import swift
+from qenex.payments.common import PaymentFormatError
+
+UETR = "eb6305c9-1f7f-49de-aed0-16487c27b42d"
+
+
+def crlf(text: str) -> str:
+    return text.replace("\n", "\r\n")
+
+
+MT103 = crlf(
+    "{1:F01BANKBEBBAXXX0000000000}{2:I103BANKDEFFXXXXN}{3:{108:MUR0001}{121:" + UETR + "}}{4:\n"
+    ":20:REF-0001\n:13C:/SNDTIME/1249+0100\n:23B:CRED\n:32A:240115EUR1234,56\n:33B:EUR1244,56\n"
+    ":50K:/BE68539007547034\nJOHN DOE\nRUE DE LA LOI 1\n:52A:BANKBEBB\n:56A:BANKNL2A\n:57A:BANKFRPP\n"
+    ":59:/DE89370400440532013000\nJANE ROE\n:70:/ROC/E2E-77\nINVOICE 2024-001\n:71A:SHA\n:71F:EUR10,\n"
+    ":72:/INS/BANKGB2L\n-}"
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def official_schemas() -> None:
+    """Use ../shared's official XSDs for the versions no maintained package ships (pacs.009.001.08)."""
+    xsd = Path(__file__).resolve().parents[3] / "shared" / "payments" / "iso20022_xsd"
+    if xsd.is_dir():
+        mx.add_schema_dir(xsd)
+
+
+def assert_xsd_valid(xml: str, message_type: str) -> None:
+    if mx.get_schema(message_type) is None:
+        pytest.skip(f"no XSD for {message_type}: ../shared is absent and no package ships it")
+    report = mx.validate(xml)
+    assert report.message_type == message_type
+    assert report.valid, report.errors
+    assert not [i for i in report.issues if i.code == "xsd_unavailable"]
+
+
+def lost_text(result: cv.ConversionResult) -> str:
+    return " | ".join(f"{i.location}: {i.message}" for i in result.lost)
+
+
+def test_mt103_to_pacs008_carries_amounts_parties_references_and_uetr():
+    result = cv.convert(MT103, "pacs.008")
+    assert result.message_type == "pacs.008.001.08"
+    assert_xsd_valid(result.output, "pacs.008.001.08")
+    tx = mx.parse(result.output).transactions()[0]
+    assert tx.uetr == UETR
+    assert tx.amount == Decimal("1234.56") and tx.currency == "EUR" and tx.settlement_date == "2024-01-15"
+    assert tx.instructed_amount == Decimal("1244.56")
+    assert tx.instr_id == "REF-0001" and tx.end_to_end_id == "E2E-77"
+    assert tx.debtor.name == "JOHN DOE" and tx.debtor.iban == "BE68539007547034"
+    assert tx.creditor.name == "JANE ROE" and tx.creditor.iban == "DE89370400440532013000"
+    assert tx.debtor_agent.bic == "BANKBEBB" and tx.creditor_agent.bic == "BANKFRPP"
+    assert tx.intermediary_agents[0].bic == "BANKNL2A"
+    assert tx.instructing_agent.bic == "BANKBEBBXXX" and tx.instructed_agent.bic == "BANKDEFFXXX"
+    assert tx.remittance == ("INVOICE 2024-001",) and tx.charge_bearer == "SHAR"
+    lost = lost_text(result)
+    assert "13C" in lost and "{108:}" in lost  # what pacs.008 cannot carry is reported
+
+
+def test_pacs008_to_mt103_and_back_preserves_the_payment():
+    pacs = cv.convert(MT103, "pacs.008").output
+    back = cv.convert(pacs, "mt103")
+    assert back.message_type == "MT103"
+    report = swift.validate(back.output)
+    assert report.valid, report.issues
+    msg = swift.parse(back.output)
+    assert msg.uetr == UETR
+    assert msg.field("32A").text == "240115EUR1234,56" and msg.field("33B").text == "EUR1244,56"
+    assert msg.field("20").text == "REF-0001"
+    assert msg.field("50K").lines == ["/BE68539007547034", "JOHN DOE", "RUE DE LA LOI 1"]
+    assert msg.field("59").lines == ["/DE89370400440532013000", "JANE ROE"]
+    assert msg.field("70").lines == ["/ROC/E2E-77", "INVOICE 2024-001"]
+    assert msg.field("56A").text == "BANKNL2A" and msg.field("57A").text == "BANKFRPP"
+    assert msg.field("71A").text == "SHA" and msg.field("71F").text == "EUR10,"
+    assert msg.field("72").text == "/INS/BANKGB2L"
+    assert msg.sender_bic == "BANKBEBBXXX" and msg.receiver_bic == "BANKDEFFXXX"
+
+
+def _pacs008(**extra) -> str:
+    extra.setdefault("end_to_end_id", "END-TO-END-ID-LONGER-THAN-16")
+    transfer = mx.CreditTransfer(
+        amount=Decimal("250.00"),
+        currency="USD",
+        settlement_date=date(2024, 5, 2),
+        instr_id="INSTR-1",
+        uetr="0f3d7d5c-8c44-4d8e-9a0c-3f6b2a1e9b71",
+        debtor=mx.PartySpec(
+            name="ACME CORPORATION WITH A VERY LONG LEGAL NAME THAT WRAPS",
+            iban="GB33BUKB20201555555555",
+            agent_bic="BUKBGB22",
+        ),
+        creditor=mx.PartySpec(name="BOB", account_id="12345678", agent_bic="CHASUS33"),
+        remittance="INV 9",
+        charge_bearer="DEBT",
+        **extra,
+    )
+    return mx.build_pacs008([transfer], instructing_agent_bic="BUKBGB22", instructed_agent_bic="CHASUS33").to_string()
+
+
+def test_pacs008_to_mt103_reports_what_does_not_fit():
+    xml = _pacs008(purpose="SALA", ultimate_debtor=mx.PartySpec(name="PARENT CO"))
+    result = cv.convert(xml, "mt103")
+    assert swift.validate(result.output).valid
+    msg = swift.parse(result.output)
+    assert msg.uetr == "0f3d7d5c-8c44-4d8e-9a0c-3f6b2a1e9b71"
+    assert msg.field("71A").text == "OUR" and msg.field("32A").text == "240502USD250,"
+    assert msg.field("50K").lines[:3] == [
+        "/GB33BUKB20201555555555",
+        "ACME CORPORATION WITH A VERY LONG L",
+        "EGAL NAME THAT WRAPS",
+    ]
+    assert msg.field("70").lines[0] == "/ROC/END-TO-END-ID-LONGER-THAN-16"
+    lost = lost_text(result)
+    assert "UltmtDbtr" in lost and "Purp" in lost and "SALA" in lost
+    long_id = cv.convert(_pacs008(end_to_end_id="E" * 35), "mt103")
+    assert swift.parse(long_id.output).field("70").lines[0] == "/ROC/" + "E" * 30
+    assert "does not fit field 70" in lost_text(long_id)
+
+
+def test_pacs008_with_two_transactions_is_refused():
+    party = mx.PartySpec(name="A", iban="GB33BUKB20201555555555", agent_bic="BUKBGB22")
+    t = mx.CreditTransfer(amount="1.00", currency="EUR", debtor=party, creditor=party)
+    xml = mx.build_pacs008([t, t], instructing_agent_bic="BUKBGB22", instructed_agent_bic="CHASUS33").to_string()
+    with pytest.raises(PaymentFormatError) as info:
+        cv.convert(xml, "mt103")
+    assert "2 transactions" in info.value.message
+
+
+def _mt202(**extra) -> str:
+    kw = dict(
+        sender_bic="BANKBEBB",
+        receiver_bic="BANKDEFF",
+        reference="FI-1",
+        related_reference="REL-1",
+        amount=Decimal("5000000.00"),
+        currency="EUR",
+        beneficiary_institution_bic="BANKFRPP",
+        beneficiary_institution_account="FR7630006000011234567890189",
+        intermediary_bic="BANKNL2A",
+        account_with_bic="BANKFRPP",
+        value_date=date(2024, 2, 1),
+        sender_to_receiver="/INS/BANKGB2L",
+        uetr=UETR,
+    )
+    kw.update(extra)
+    return str(swift.create_mt202(**kw))
+
+
+def test_mt202_to_pacs009_and_back():
+    result = cv.convert(_mt202(), "pacs.009")
+    assert result.message_type == "pacs.009.001.08"
+    assert_xsd_valid(result.output, "pacs.009.001.08")
+    tx = mx.parse(result.output).transactions()[0]
+    assert tx.uetr == UETR and tx.amount == Decimal("5000000.00") and tx.end_to_end_id == "REL-1"
+    assert tx.creditor.bic == "BANKFRPP" and tx.creditor.iban == "FR7630006000011234567890189"
+    assert tx.debtor.bic == "BANKBEBBXXX" and tx.intermediary_agents[0].bic == "BANKNL2A"
+    back = cv.convert(result.output, "mt202")
+    assert swift.validate(back.output).valid
+    msg = swift.parse(back.output)
+    assert msg.field("20").text == "FI-1" and msg.field("21").text == "REL-1" and msg.uetr == UETR
+    assert msg.field("32A").text == "240201EUR5000000,"
+    assert msg.field("58A").lines == ["/FR7630006000011234567890189", "BANKFRPP"]
+    assert msg.field("72").text == "/INS/BANKGB2L"
+
+
+def test_mt202cov_sequence_b_is_reported_as_not_carried():
+    cov = str(
+        swift.create_mt202cov(
+            sender_bic="BANKBEBB",
+            receiver_bic="BANKDEFF",
+            reference="COV-1",
+            related_reference="REF-0001",
+            amount="10.00",
+            currency="EUR",
+            beneficiary_institution_bic="BANKFRPP",
+            ordering_customer_account="1",
+            ordering_customer_name="JOHN",
+            beneficiary_account="2",
+            beneficiary_name="JANE",
+        )
+    )
+    result = cv.convert(cov, "pacs.009")
+    assert "sequence B" in lost_text(result)
+    assert_xsd_valid(result.output, "pacs.009.001.08")
+
+
+def _mt940() -> str:
+    entries = [
+        swift.StatementEntry(Decimal("-25.50"), date(2024, 1, 15), "NTRF", "NONREF", "B1", date(2024, 1, 15), "RENT"),
+        swift.StatementEntry(Decimal("1000.00"), date(2024, 1, 16), "NMSC", "SALARY", "B2", details="SALARY JAN"),
+    ]
+    return str(
+        swift.create_mt940(
+            sender_bic="BANKDEFF",
+            receiver_bic="BANKBEBB",
+            reference="STMT-1",
+            account="DE89370400440532013000",
+            currency="EUR",
+            opening_balance=Decimal("100.00"),
+            opening_date=date(2024, 1, 14),
+            entries=entries,
+            closing_date=date(2024, 1, 16),
+        )
+    )
+
+
+def test_mt940_to_camt053_carries_balances_and_entries():
+    result = cv.convert(_mt940(), "camt.053")
+    assert result.message_type == "camt.053.001.08"
+    assert_xsd_valid(result.output, "camt.053.001.08")
+    st = mx.parse(result.output).statements()[0]
+    assert st.id == "STMT-1" and st.account.iban == "DE89370400440532013000" and st.account.bic == "BANKDEFFXXX"
+    balances = {b.type_code: (b.amount, b.credit_debit, b.date) for b in st.balances}
+    assert balances["OPBD"] == (Decimal("100.00"), "CRDT", "2024-01-14")
+    assert balances["CLBD"] == (Decimal("1074.50"), "CRDT", "2024-01-16")
+    first, second = st.entries
+    assert (first.amount, first.credit_debit, first.bank_tx_code, first.account_servicer_ref) == (
+        Decimal("25.50"),
+        "DBIT",
+        "NTRF",
+        "B1",
+    )
+    assert first.additional_info == "RENT" and second.details[0].end_to_end_id == "SALARY"
+    assert "receiver" in lost_text(result)
+
+
+def test_camt053_to_mt940_with_and_without_an_app_header():
+    camt = cv.convert(_mt940(), "camt.053").output
+    bare = cv.convert(camt, "mt940")
+    assert "AppHdr" in lost_text(bare) and not bare.output.startswith("{1:")
+    report = swift.validate(bare.output)
+    assert report.valid, report.issues
+    msg = swift.parse(bare.output)
+    assert msg.field("60F").text == "C240114EUR100," and msg.field("62F").text == "C240116EUR1074,5"
+    assert [f.text for f in msg.all("61")] == ["2401150115D25,5NTRFNONREF//B1", "2401160116C1000,NMSCSALARY//B2"]
+    assert [f.text for f in msg.all("86")] == ["RENT", "SALARY JAN"]
+    routed = mx.with_app_header(mx.parse(camt), mx.AppHeaderSpec(from_bic="BANKDEFFXXX", to_bic="BANKBEBBXXX"))
+    fin = cv.convert(routed.to_string(), "mt940")
+    assert fin.output.startswith("{1:F01BANKDEFFXXXX") and swift.validate(fin.output).valid
+
+
+@pytest.mark.parametrize(
+    ("data", "to", "fragment"),
+    [
+        (MT103, "camt.053", "no conversion from MT103"),
+        (MT103, "pain.001", "unknown conversion target"),
+        (MT103.replace(":71A:SHA", ":71A:BEN").replace(":71F:EUR10,\r\n", ""), "pacs.008", "not valid"),
+        ("garbage", "pacs.008", ""),
+        ("<Document xmlns='urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08'>", "mt103", ""),
+    ],
+)
+def test_unconvertible_input_raises_payment_format_error(data, to, fragment):
+    with pytest.raises(PaymentFormatError) as info:
+        cv.convert(data, to)
+    assert fragment in info.value.message
+
+
+def test_result_text_alias_and_lost_are_warnings():
+    result = cv.convert(MT103, "pacs.008")
+    assert result.text == result.output == str(result)
+    assert result.lost and all(i.severity == "warning" and i.location for i in result.lost)
+
+
+def test_shared_mt_samples_convert_to_schema_valid_mx(shared_dir):
+    """Every MT103/202/940 of ../shared that our validator accepts converts, and back, validly."""
+    root = shared_dir / "payments" / "dev"
+    with (root / "manifest.csv").open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["path"].startswith("mt/") and r["path"].endswith(".fin")]
+    targets = {
+        "103": ("pacs.008", "pacs.008.001.08", "mt103"),
+        "202": ("pacs.009", "pacs.009.001.08", "mt202"),
+        "940": ("camt.053", "camt.053.001.08", "mt940"),
+    }
+    converted = 0
+    for row in rows:
+        data = (root / row["path"]).read_bytes()
+        try:
+            msg = swift.parse(data)
+        except PaymentFormatError:
+            continue
+        if isinstance(msg, swift.MessageBatch) or msg.message_type not in targets or not swift.validate(msg).valid:
+            continue
+        to, mx_type, back_to = targets[msg.message_type]
+        result = cv.convert(data, to)
+        assert_xsd_valid(result.output, mx_type)
+        back = cv.convert(result.output, back_to)
+        assert swift.validate(back.output).valid, row["path"]
+        assert swift.parse(back.output).uetr == msg.uetr or msg.uetr is None
+        converted += 1
+    assert converted >= 20

@@ -294,3 +294,27 @@ def test_shared_iban_and_bic_cases(shared_dir: Path):
         assert valid == row["expected"].startswith("valid"), row
     for row in csv.DictReader((dev / "bic_cases.csv").open(encoding="utf-8")):
         assert iso.validate_bic(row["value"]).valid == (row["expected"] == "valid"), row
+
+
+def test_doctype_in_utf16_is_refused_too(tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    text = (
+        f'<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE d [<!ENTITY x SYSTEM "file://{secret}">]>'
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"><a>&x;</a></Document>'
+    )
+    with pytest.raises(PaymentFormatError) as err:
+        iso.parse(text.encode("utf-16"))
+    assert err.value.code == "iso20022_dtd_forbidden"
+
+
+def test_schemas_are_compiled_per_thread():
+    import threading
+
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(iso.get_schema("pacs.008.001.08")))
+    worker.start()
+    worker.join()
+    mine = iso.get_schema("pacs.008.001.08")
+    assert seen[0] is not None and mine is not None and seen[0] is not mine
+    assert iso.get_schema("pacs.008.001.08") is mine

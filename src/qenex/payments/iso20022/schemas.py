@@ -40,8 +40,11 @@ _PACKAGES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
 )
 
 _lock = threading.Lock()
-_compiled: dict[str, etree.XMLSchema | None] = {}
+_paths: dict[str, Path | None] = {}  # message type -> resolved XSD file (None: none installed)
 _extra_dirs: list[Path] = []
+# A compiled XMLSchema keeps its error log on the object, so one instance must not validate in
+# two threads at once: each thread compiles its own copy, once per message type.
+_local = threading.local()
 
 
 def add_schema_dir(path: str | os.PathLike[str]) -> None:
@@ -51,8 +54,8 @@ def add_schema_dir(path: str | os.PathLike[str]) -> None:
         if p not in _extra_dirs:
             _extra_dirs.append(p)
             # A type that had no schema may have one now.
-            for key in [k for k, v in _compiled.items() if v is None]:
-                del _compiled[key]
+            for key in [k for k, v in _paths.items() if v is None]:
+                del _paths[key]
 
 
 def _package_root(name: str) -> Path | None:
@@ -99,16 +102,26 @@ def _compile(path: Path) -> etree.XMLSchema:
         ) from None
 
 
+def _resolved_path(message_type: str) -> Path | None:
+    if message_type not in _paths:
+        with _lock:
+            _paths[message_type] = schema_path(message_type)
+    return _paths.get(message_type)
+
+
 def get_schema(message_type: str) -> etree.XMLSchema | None:
-    """The compiled schema for a message type (compiled once per process), or None."""
-    schema = _compiled.get(message_type)
-    if schema is not None or message_type in _compiled:
-        return schema
-    with _lock:
-        if message_type not in _compiled:
-            path = schema_path(message_type)
-            _compiled[message_type] = _compile(path) if path is not None else None
-        return _compiled[message_type]
+    """The compiled schema for a message type (compiled once per thread), or None."""
+    cache: dict[str, tuple[Path, etree.XMLSchema]] | None = getattr(_local, "schemas", None)
+    if cache is None:
+        cache = _local.schemas = {}
+    path = _resolved_path(message_type)
+    if path is None:
+        return None
+    hit = cache.get(message_type)
+    if hit is None or hit[0] != path:
+        hit = (path, _compile(path))
+        cache[message_type] = hit
+    return hit[1]
 
 
 def available_message_types() -> list[str]:

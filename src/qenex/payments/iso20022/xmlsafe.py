@@ -74,6 +74,15 @@ def parse_xml(data: str | bytes) -> etree._Element:
         raise PaymentFormatError(f"unreadable XML: {exc.__class__.__name__}", code="iso20022_malformed_xml") from None
     if root is None:
         raise PaymentFormatError("XML input holds no element", code="iso20022_empty")
+    # The byte scan above only sees ASCII-compatible encodings; a UTF-16 document's DOCTYPE is
+    # caught here (entities stayed unresolved and nothing was fetched: the parser options forbid it).
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise PaymentFormatError(
+            "XML with a DOCTYPE or entity declaration is refused (XXE / entity expansion)",
+            code="iso20022_dtd_forbidden",
+            location="line 1",
+        )
     return root
 
 

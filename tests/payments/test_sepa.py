@@ -298,3 +298,11 @@ def test_shared_sepaxml_samples_are_iso_valid_but_fail_scheme_checks(shared_dir:
     assert iso.validate(sample).valid
     codes = {i.code for i in sepa.validate(sample).errors}
     assert {"iban_invalid", "creditor_id_check_digits"} <= codes
+
+
+def test_sepa_module_follows_the_payments_contract():
+    built = seed_sct()
+    assert sepa.render(built) == built.to_xml() == str(built)
+    assert sepa.parse(built.to_xml()).message_type == "pain.001.001.09"
+    summary = sepa.describe(built)
+    assert summary["scheme"] == "SCT" and summary["transactions"][0]["amount"] == "1500.00"

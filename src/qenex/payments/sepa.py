@@ -29,7 +29,9 @@ from qenex.payments.iso20022 import (
     build_pain001,
     build_pain008_groups,
 )
+from qenex.payments.iso20022 import describe as iso_describe
 from qenex.payments.iso20022 import parse as iso_parse
+from qenex.payments.iso20022 import render as iso_render
 from qenex.payments.iso20022 import validate as iso_validate
 from qenex.payments.iso20022.identifiers import compact_iban, validate_bic, validate_iban
 from qenex.payments.iso20022.model import _dec
@@ -98,6 +100,24 @@ def validate_creditor_identifier(value: object) -> ValidationReport:
             "CdtrSchmeId",
         )
     return report
+
+
+# -- the payments contract: SEPA files are ISO 20022 messages -----------------------------------------
+
+
+def parse(data: str | bytes) -> Iso20022Message:
+    return iso_parse(data)
+
+
+def render(msg: Iso20022Message | SepaMessage) -> str:
+    return iso_render(msg.message if isinstance(msg, SepaMessage) else msg)
+
+
+def describe(msg: Iso20022Message | SepaMessage) -> dict[str, object]:
+    summary = iso_describe(msg.message if isinstance(msg, SepaMessage) else msg)
+    if isinstance(msg, SepaMessage):
+        summary["scheme"] = msg.scheme
+    return summary
 
 
 # -- scheme validation ------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ _IBAN_SEPARATORS: Final = re.compile(r"[\s.\-]+")
 _BIC_SHAPE: Final = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?\Z")
 # Kosovo's BICs use XK, a code SWIFT assigns although ISO 3166 has not: schwifty refuses it.
 _EXTRA_BIC_COUNTRIES: Final = frozenset({"XK"})
+# ISO 13616: letters count as two-digit numbers, A=10 ... Z=35.
+_LETTER_DIGITS: Final = str.maketrans({chr(ord("A") + i): str(10 + i) for i in range(26)})
 
 
 def compact_iban(value: str) -> str:
@@ -29,7 +31,7 @@ def iban_checksum_ok(value: str) -> bool:
     text = compact_iban(value)
     if len(text) < 5 or not text.isascii() or not text.isalnum():
         return False
-    digits = "".join(str(int(c, 36)) for c in text[4:] + text[:4])
+    digits = (text[4:] + text[:4]).translate(_LETTER_DIGITS)
     return int(digits) % 97 == 1
 
 

@@ -38,6 +38,7 @@ _TX_AMOUNT_PATHS: Final[dict[str, tuple[str, ...]]] = {
     "pacs.010": ("IntrBkSttlmAmt",),
     "camt.056": ("OrgnlIntrBkSttlmAmt",),
 }
+_WITH_CCY: Final = etree.XPath(".//*[@Ccy]")  # compiled once: every amount carries its currency
 _DATE_PATHS: Final = ("ReqdExctnDt/Dt", "ReqdExctnDt/DtTm", "ReqdExctnDt", "ReqdColltnDt", "IntrBkSttlmDt")
 _UNIQUE_IDS: Final = (
     ("PmtInfId", "iso20022_duplicate_pmtinfid"),
@@ -196,12 +197,8 @@ def _check_unique_ids(msg: Iso20022Message, txs: list[etree._Element], report: V
 
 def _check_amounts(msg: Iso20022Message, report: ValidationReport, *, instruction: bool) -> None:
     severity = "error" if instruction else "warning"
-    checked = 0
-    for el in msg.body.iter():  # type: ignore[union-attr]
-        ccy = el.get("Ccy") if isinstance(el.tag, str) else None
-        if ccy is None:
-            continue
-        checked += 1
+    for el in _WITH_CCY(msg.body):
+        ccy = el.get("Ccy") or ""
         currency = get_currency(ccy)
         if currency is None:
             report.add(

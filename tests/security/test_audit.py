@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
+from psycopg import sql
 
 from qenex.security import audit
 from qenex.security.audit import (
@@ -41,10 +43,35 @@ def provider() -> Iterator[EnvKeyProvider]:
     configure_signing(None)
 
 
+@pytest.fixture(scope="module")
+def module_db(pg_admin_url: str) -> Iterator[str]:
+    """One migrated database for this module (creating one per test is slow on a busy machine);
+    each test starts from empty S2 tables, see ``db``."""
+    name = f"qenex_s2_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
+    info["dbname"] = name
+    url = psycopg.conninfo.make_conninfo(**info)
+    migrate(url)
+    yield url
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _reset(url: str) -> None:
+    # The audit tables refuse TRUNCATE through their triggers; a superuser in replica mode skips them.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "TRUNCATE audit_checkpoints, audit_signing_keys, audit_log, security_data_keys, security_master_keys"
+        )
+
+
 @pytest.fixture()
-def db(fresh_db_url: str, provider: EnvKeyProvider) -> str:
-    migrate(fresh_db_url)
-    return fresh_db_url
+def db(module_db: str, provider: EnvKeyProvider) -> str:
+    _reset(module_db)
+    return module_db
 
 
 def _fill(db: str, n: int, start: int = 0) -> None:
@@ -331,3 +358,17 @@ def test_empty_log_verifies(db: str) -> None:
         assert checkpoint(conn) is None
     report = verify_audit_log(db)
     assert report.ok and report.records == 0
+
+
+def test_without_master_key_attestation_is_noted_not_invented(
+    signed_db: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_signing(None)
+    monkeypatch.setattr(audit, "_default_provider", None)
+    for name in ("QENEX_MASTER_KEY", "QENEX_MASTER_KEY_FILE", "QENEX_PKCS11_MODULE", "QENEX_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("QENEX_DATA_DIR", str(tmp_path))
+    report = verify_audit_log(signed_db)
+    assert report.ok, report.problems
+    assert any("not attested" in note for note in report.notes)
+    assert not (tmp_path / "master.key").exists()  # a verifier never makes up a key

@@ -246,12 +246,12 @@ def _conninfo_of(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -
     return psycopg.conninfo.make_conninfo(**params)
 
 
-def _envelope(conninfo: str, provider: MasterKeyProvider | None) -> Envelope:
+def _envelope(conninfo: str, provider: MasterKeyProvider | None, *, create_dev_key: bool = True) -> Envelope:
     global _default_provider
     with _state_lock:
         chosen = provider or _configured_provider or _default_provider
     if chosen is None:
-        chosen = provider_from_settings(load_settings())
+        chosen = provider_from_settings(load_settings(), create_dev_key=create_dev_key)
         with _state_lock:
             _default_provider = chosen
     key = (conninfo, id(chosen))
@@ -558,7 +558,7 @@ def _attest_keys(
     if not keys:
         return
     try:
-        env = _envelope(conninfo, provider)
+        env = _envelope(conninfo, provider, create_dev_key=False)
     except QenexError as exc:
         report.notes.append(f"signing keys not attested: the master key is unavailable ({exc.code})")
         return

@@ -286,9 +286,12 @@ def _pin_from_env(env: Mapping[str, str]) -> str:
     raise KeyProviderError("QENEX_PKCS11_PIN or QENEX_PKCS11_PIN_FILE is required for the HSM", code="hsm_login_failed")
 
 
-def provider_from_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> MasterKeyProvider:
+def provider_from_settings(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, create_dev_key: bool = True
+) -> MasterKeyProvider:
     """The configured provider: HSM, then environment, then key file; in development and test
-    only, a key file generated under the data directory (production refuses to invent one)."""
+    only, a key file generated under the data directory (production refuses to invent one).
+    Verifiers pass ``create_dev_key=False``: a key made up on the spot could never attest anything."""
     env = os.environ if environ is None else environ
     module = env.get("QENEX_PKCS11_MODULE")
     if module:
@@ -308,6 +311,8 @@ def provider_from_settings(settings: Settings, environ: Mapping[str, str] | None
             code="master_key_missing",
         )
     dev_path = Path(settings.data_dir) / DEV_KEY_FILENAME
+    if not dev_path.exists() and not create_dev_key:
+        raise KeyProviderError("no master key configured and no development key file", code="master_key_missing")
     if not dev_path.exists():
         try:
             create_key_file(dev_path)

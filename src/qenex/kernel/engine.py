@@ -86,6 +86,8 @@ class _Planner:
         self.seq = state.head_seq
         self.plan = BatchPlan(results=[])
         self.undo: list[Callable[[], None]] = []
+        # Undo records are only needed inside linked chains (a single item checks before it changes).
+        self.track = False
 
     # ---- balance helpers -------------------------------------------------------------------
     def _account(self, account_id: int, currency: str) -> AccountState:
@@ -126,7 +128,8 @@ class _Planner:
             a.debits_pending += d[2]
             a.credits_pending += d[3]
             self.plan.touched.add(account_id)
-            self.undo.append(_undo_deltas(a, d))
+            if self.track:
+                self.undo.append(_undo_deltas(a, d))
 
     @staticmethod
     def _add(deltas: dict[int, list[int]], account_id: int, index: int, amount: int) -> None:
@@ -168,7 +171,8 @@ class _Planner:
             else:
                 self.plan.pending_updates[rec.tx_id] = old_update
 
-        self.undo.append(undo)
+        if self.track:
+            self.undo.append(undo)
 
     def _release(self, rec: PendingRecord, kind: int, state: int, metadata: str | None) -> int:
         deltas: dict[int, list[int]] = {}
@@ -189,7 +193,40 @@ class _Planner:
         self.undo.clear()
 
     # ---- commands --------------------------------------------------------------------------
+    def _simple(self, cmd: NewTransaction) -> int:
+        """Fast path of the most common item: one posted leg between two deposit accounts."""
+        leg = cmd.legs[0]
+        accounts = self.s.accounts
+        debit, credit = accounts.get(leg.debit), accounts.get(leg.credit)
+        if (debit is None or credit is None or leg.debit == leg.credit or debit.currency != leg.currency
+                or credit.currency != leg.currency or debit.status != "active" or credit.status != "active"
+                or debit.account_type not in DEPOSIT_TYPES or credit.account_type not in DEPOSIT_TYPES):
+            return self._general(cmd)  # the general path raises the precise error
+        dp = debit.debits_posted + leg.amount
+        cp = credit.credits_posted + leg.amount
+        if debit.credits_posted - dp - debit.debits_pending < -debit.overdraft_limit:
+            raise LedgerError(E.INSUFFICIENT_FUNDS, f"insufficient funds in account {leg.debit}")
+        if dp > BALANCE_MAX_MINOR or cp > BALANCE_MAX_MINOR:
+            raise LedgerError(E.LIMIT_EXCEEDED, "the balance bounds would be exceeded")
+        debit.debits_posted = dp
+        credit.credits_posted = cp
+        touched = self.plan.touched
+        touched.add(leg.debit)
+        touched.add(leg.credit)
+        if self.track:
+            self.undo.append(_undo_deltas(debit, [leg.amount, 0, 0, 0]))
+            self.undo.append(_undo_deltas(credit, [0, leg.amount, 0, 0]))
+        self.seq += 1
+        self.plan.journal.append((self.seq, self.seq, 0, 0, cmd.tx_type, leg.debit, leg.credit, leg.amount,
+                                  leg.currency, None, cmd.fx_rate, cmd.metadata))
+        return self.seq
+
     def _new(self, cmd: NewTransaction) -> int:
+        if not cmd.pending and len(cmd.legs) == 1:
+            return self._simple(cmd)
+        return self._general(cmd)
+
+    def _general(self, cmd: NewTransaction) -> int:
         if cmd.pending and len(cmd.legs) != 1:
             raise LedgerError(E.INVALID_REQUEST, "only single-leg transactions can be pending")
         deltas: dict[int, list[int]] = {}
@@ -214,8 +251,9 @@ class _Planner:
             self.plan.pending_inserts.append(
                 (tx_id, leg.debit, leg.credit, leg.amount, leg.currency, cmd.tx_type, expires)
             )
-            pendings = self.s.pendings
-            self.undo.append(lambda: pendings.__delitem__(tx_id))
+            if self.track:
+                pendings = self.s.pendings
+                self.undo.append(lambda: pendings.__delitem__(tx_id))
         return tx_id
 
     def _open_pending(self, pending_id: int) -> PendingRecord:
@@ -280,7 +318,8 @@ class _Planner:
             self.s.reversed_ids.discard(original)
             self.plan.reversal_inserts.pop()
 
-        self.undo.append(undo)
+        if self.track:
+            self.undo.append(undo)
         return tx_id
 
     def _run(self, cmd: Command) -> int:
@@ -313,7 +352,8 @@ class _Planner:
                 self.s.idempotency.pop(key, None)
                 self.plan.idempotency_inserts.pop()
 
-            self.undo.append(undo)
+            if self.track:
+                self.undo.append(undo)
         self.plan.tx_count += 1
         return ItemResult(result_id, None)
 
@@ -331,6 +371,7 @@ class _Planner:
     def _chain(self, chain: Sequence[Command]) -> None:
         mark = (self.seq, len(self.plan.journal), len(self.plan.pending_inserts), self.plan.tx_count)
         self.undo = []
+        self.track = len(chain) > 1
         results: list[ItemResult] = []
         failed_at = -1
         for i, cmd in enumerate(chain):
@@ -353,7 +394,8 @@ class _Planner:
                 results[i] if i == failed_at else ItemResult(None, linked_error) for i in range(len(chain))
             ]
         elif failed_at >= 0:
-            check(len(self.undo) == 0, "a failed single item must not have changed state")
+            check(self.seq == mark[0] and len(self.plan.journal) == mark[1],
+                  "a failed single item must not have written anything")
         self.plan.results.extend(results)
 
     def finish(self) -> BatchPlan:

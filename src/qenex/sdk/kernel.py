@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -69,6 +70,7 @@ EVENTS_PAGE_ROWS_MAX: Final = 1_000
 EVENTS_POLL_INTERVAL_SECONDS: Final = 1.0
 EXPIRY_SWEEP_INTERVAL_SECONDS: Final = 1.0
 OWNER_ID_CHARS_MAX: Final = 200
+AMOUNT_CACHE_ENTRIES: Final = 4_096
 FX_RATE_MAX: Final = Decimal(10) ** 9
 _KIND_NAMES: Final = {0: "posted", 1: "pending", 2: "post_pending", 3: "void", 4: "expire"}
 _PENDING_STATUS: Final = {0: "pending", 1: "posted", 2: "voided", 3: "expired"}
@@ -81,7 +83,22 @@ class _Job:
 
 
 def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:16]
+    return hashlib.sha256(repr(parts).encode()).digest()[:16]
+
+
+@functools.lru_cache(maxsize=AMOUNT_CACHE_ENTRIES)
+def _minor_cached(value: str | Decimal | int, code: str) -> int:
+    return to_minor(value, code)
+
+
+def _minor(value: object, code: str) -> int:
+    """to_minor, memoised for the hashable edge types (amounts repeat a lot in real traffic)."""
+    if type(value) in (str, Decimal, int):
+        try:
+            return _minor_cached(value, code)
+        except TypeError:  # unhashable Decimal (NaN signalling) and the like
+            pass
+    return to_minor(value, code)
 
 
 def _metadata_text(metadata: object) -> str | None:
@@ -114,6 +131,8 @@ def _key(value: object) -> str | None:
 
 
 def _account_id(value: object, name: str) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise LedgerError(E.INVALID_REQUEST, f"{name} must be an account id")
     if isinstance(value, int):
@@ -126,9 +145,15 @@ def _account_id(value: object, name: str) -> int:
     raise LedgerError(E.INVALID_REQUEST, f"{name} must be an account id")
 
 
+_TYPES_BY_NAME: Final = {t.value: t for t in TransactionType}
+
+
 def _tx_type(value: object) -> TransactionType:
     if isinstance(value, TransactionType):
         return value
+    known = _TYPES_BY_NAME.get(value) if isinstance(value, str) else None
+    if known is not None:
+        return known
     try:
         return TransactionType(str(value).upper())
     except ValueError:
@@ -173,7 +198,7 @@ class FinancialKernel:
         )
         await pool.open(wait=True)
         self._pool = pool
-        self._writer_conn = await psycopg.AsyncConnection.connect(self._url)
+        self._writer_conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
         self._writer_task = asyncio.create_task(self._writer_loop(), name="qenex-ledger-writer")
         self._sweeper_task = asyncio.create_task(self._sweeper_loop(), name="qenex-ledger-sweeper")
 
@@ -242,7 +267,7 @@ class FinancialKernel:
     async def _writer_connection(self) -> AConn:
         conn = self._writer_conn
         if conn is None or conn.closed or conn.broken:
-            conn = self._writer_conn = await psycopg.AsyncConnection.connect(self.conninfo)
+            conn = self._writer_conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
         return conn
 
     async def _execute(self, jobs: list[_Job]) -> None:
@@ -346,7 +371,7 @@ class FinancialKernel:
                 raise LedgerError(E.INVALID_REQUEST, "currency or an account is required")
             code = self._currency_for(anchor)
         currency = currency_of(str(code).upper() if isinstance(code, str) else code)
-        amount = to_minor(item.get("amount"), currency)
+        amount = _minor(item.get("amount"), currency.code)
         pending = bool(item.get("pending", False))
         timeout = item.get("timeout_seconds")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
@@ -357,7 +382,8 @@ class FinancialKernel:
             legs, rate_text = self._exchange_legs(frm, to, amount, currency.code, item)
         else:
             legs = (self._simple_leg(tx_type, frm, to, amount, currency.code),)
-        digest = _digest("tx", tx_type.value, frm, to, amount, currency.code, meta, pending, timeout, rate_text, linked)
+        digest = b"" if key is None else _digest(
+            "tx", tx_type.value, frm, to, amount, currency.code, meta, pending, timeout, rate_text, linked)
         return NewTransaction(tx_type.value, legs, meta, pending, timeout, rate_text, key, digest, linked)
 
     def _simple_leg(self, tx_type: TransactionType, frm: int | None, to: int | None, amount: int,

@@ -318,3 +318,15 @@ def test_schemas_are_compiled_per_thread():
     mine = iso.get_schema("pacs.008.001.08")
     assert seen[0] is not None and mine is not None and seen[0] is not mine
     assert iso.get_schema("pacs.008.001.08") is mine
+
+
+def test_hostile_values_do_not_crash_or_flood_the_report():
+    base = pacs008()
+    huge_iban = base.replace("DE89370400440532013000", "DE" + "9" * 5000)
+    wide_amount = base.replace('Ccy="EUR">100.00<', 'Ccy="EUR">' + "9" * 40 + ".001<")
+    long_id = base.replace("E2E-B", "E2E-A" + "x" * 10000).replace("E2E-A<", "E2E-A" + "x" * 10000 + "<")
+    for text in (huge_iban, wide_amount, long_id):
+        report = iso.validate(text)
+        assert not report.valid
+        assert all(len(i.message) <= 400 for i in report.issues), [len(i.message) for i in report.issues]
+    assert "iso20022_amount_precision" in codes(iso.validate(wide_amount))

@@ -12,6 +12,7 @@ from schwifty.exceptions import SchwiftyException
 from qenex.payments.common import ValidationReport
 
 IBAN_CHARS_MAX: Final = 64  # before separators are removed
+IBAN_LENGTH_MAX: Final = 34  # ISO 13616
 BIC_CHARS_MAX: Final = 16
 _IBAN_SEPARATORS: Final = re.compile(r"[\s.\-]+")
 _BIC_SHAPE: Final = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?\Z")
@@ -29,7 +30,7 @@ def iban_checksum_ok(value: str) -> bool:
     """ISO 13616 check digits only (mod 97 of the rearranged IBAN is 1): the cheap test the
     message validator runs on every IBAN; `validate_iban` adds length and BBAN structure."""
     text = compact_iban(value)
-    if len(text) < 5 or not text.isascii() or not text.isalnum():
+    if not 5 <= len(text) <= IBAN_LENGTH_MAX or not text.isascii() or not text.isalnum():
         return False
     digits = (text[4:] + text[:4]).translate(_LETTER_DIGITS)
     return int(digits) % 97 == 1

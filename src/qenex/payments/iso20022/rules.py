@@ -14,7 +14,7 @@ from qenex.kernel.currencies import get_currency
 from qenex.payments.common import ValidationReport
 from qenex.payments.iso20022.identifiers import iban_checksum_ok
 from qenex.payments.iso20022.model import TX_ELEMENTS, Iso20022Message, _dec
-from qenex.payments.iso20022.xmlsafe import local, where
+from qenex.payments.iso20022.xmlsafe import local, shown, where
 
 # A requested execution / settlement date further than this after the message's creation is
 # a typo (a wrong year), not a plan: banks accept warehoused payments up to about a year ahead.
@@ -106,7 +106,7 @@ def _compare_count_sum(
     if nb_el is not None and (nb_el.text or "").strip() != str(n):
         report.add(
             "iso20022_nboftxs_mismatch",
-            f"{what} NbOfTxs states {(nb_el.text or '').strip()!r} but the message holds {n} transaction(s)",
+            f"{what} NbOfTxs states {shown(nb_el.text)!r} but the message holds {n} transaction(s)",
             where(nb_el),
         )
     sum_el = r.f(holder, "CtrlSum")
@@ -115,7 +115,7 @@ def _compare_count_sum(
         if stated is None or stated != total:
             report.add(
                 "iso20022_ctrlsum_mismatch",
-                f"{what} CtrlSum states {(sum_el.text or '').strip()} but the amounts add up to {total}",
+                f"{what} CtrlSum states {shown(sum_el.text)} but the amounts add up to {shown(total)}",
                 where(sum_el),
             )
 
@@ -158,13 +158,14 @@ def _check_total_settlement(
     if currencies and currencies != {ccy}:
         report.add(
             "iso20022_total_currency_mismatch",
-            f"total settlement amount is in {ccy} but transactions settle in {', '.join(sorted(map(str, currencies)))}",
+            f"total settlement amount is in {shown(ccy)} but transactions settle in "
+            f"{shown(', '.join(sorted(map(str, currencies))))}",
             where(ttl),
         )
     elif stated != total:
         report.add(
             "iso20022_total_amount_mismatch",
-            f"total settlement amount states {(ttl.text or '').strip()} but the transactions add up to {total}",
+            f"total settlement amount states {shown(ttl.text)} but the transactions add up to {shown(total)}",
             where(ttl),
         )
 
@@ -190,7 +191,9 @@ def _check_unique_ids(msg: Iso20022Message, txs: list[etree._Element], report: V
             if path.endswith("UETR"):
                 value = value.lower()
             if value in seen:
-                report.add(code, f"{path.rsplit('/', 1)[-1]} {value!r} is not unique within the message", where(el))
+                report.add(
+                    code, f"{path.rsplit('/', 1)[-1]} {shown(value)!r} is not unique within the message", where(el)
+                )
             else:
                 seen[value] = el
 
@@ -208,18 +211,23 @@ def _check_amounts(msg: Iso20022Message, report: ValidationReport, *, instructio
         amount = _dec(el.text)
         if amount is None:
             continue  # the XSD reports a malformed amount
-        exponent = amount.as_tuple().exponent
-        if (
-            isinstance(exponent, int)
-            and exponent < -currency.minor_unit
-            and amount != amount.quantize(Decimal(1).scaleb(-currency.minor_unit))
-        ):
+        if _excess_decimals(amount, currency.minor_unit):
             report.add(
                 "iso20022_amount_precision",
-                f"amount {amount} has more decimals than {ccy} allows ({currency.minor_unit})",
+                f"amount {shown(amount)} has more decimals than {ccy} allows ({currency.minor_unit})",
                 where(el),
                 severity,
             )
+
+
+def _excess_decimals(amount: Decimal, minor_unit: int) -> bool:
+    """True when a nonzero digit lies beyond the currency's minor unit. Works on the digits
+    themselves: quantize() would raise on amounts wider than the decimal context."""
+    _sign, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):
+        return False
+    extra = -exponent - minor_unit
+    return extra > 0 and any(digits[-extra:])
 
 
 def _parse_dt(text: str | None) -> datetime | None:
@@ -298,8 +306,7 @@ def _check_statement_totals(msg: Iso20022Message, report: ValidationReport) -> N
             if nb is not None and (nb.text or "").strip() != str(len(chosen)):
                 report.add(
                     "iso20022_nbofntries_mismatch",
-                    f"{name}/NbOfNtries states {(nb.text or '').strip()!r}"
-                    f" but the statement holds {len(chosen)} such entries",
+                    f"{name}/NbOfNtries states {shown(nb.text)!r} but the statement holds {len(chosen)} such entries",
                     where(nb),
                     _SUMMARY_SEVERITY,
                 )
@@ -311,7 +318,7 @@ def _check_statement_totals(msg: Iso20022Message, report: ValidationReport) -> N
                 if stated is not None and stated != total:
                     report.add(
                         "iso20022_entries_sum_mismatch",
-                        f"{name}/Sum states {stated} but the entries add up to {total}",
+                        f"{name}/Sum states {shown(stated)} but the entries add up to {shown(total)}",
                         where(total_el),
                         _SUMMARY_SEVERITY,
                     )

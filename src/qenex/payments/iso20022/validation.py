@@ -17,6 +17,7 @@ from qenex.payments.iso20022.rules import check_business_rules
 from qenex.payments.iso20022.xmlsafe import namespace, where, xpath_of
 
 FORMAT: Final = "iso20022"
+XSD_MESSAGE_CHARS_MAX: Final = 300  # libxml2 echoes the offending value; hostile values are long
 _NS_IN_MESSAGE = re.compile(r"\{[^}]{1,200}\}")
 
 
@@ -85,7 +86,7 @@ def _validate_against(el: etree._Element, message_type: str, report: ValidationR
     for entry in schema.error_log:
         target = _element_at(el, entry.path)
         location = where(target) if target is not None else f"{xpath_of(el)} (line {entry.line})"
-        report.add("xsd_invalid", _NS_IN_MESSAGE.sub("", entry.message), location)
+        report.add("xsd_invalid", _NS_IN_MESSAGE.sub("", entry.message)[:XSD_MESSAGE_CHARS_MAX], location)
 
 
 def _element_at(el: etree._Element, path: str | None) -> etree._Element | None:

@@ -86,6 +86,15 @@ def parse_xml(data: str | bytes) -> etree._Element:
     return root
 
 
+SHOWN_CHARS_MAX: Final = 40  # a value echoed in an error message is cut to this
+
+
+def shown(value: object) -> str:
+    """A value for an error message: stripped, and cut so hostile input cannot flood a report."""
+    text = str(value if value is not None else "").strip()
+    return text if len(text) <= SHOWN_CHARS_MAX else text[:SHOWN_CHARS_MAX] + "..."
+
+
 def local(tag: object) -> str:
     """The local name of an element tag ('{ns}Name' -> 'Name')."""
     if not isinstance(tag, str):

@@ -148,3 +148,23 @@ def test_exchange_records_rate_and_balances_per_currency(kx):
         assert info.value.code == "insufficient_funds"
 
     kx(body)
+
+
+def test_malformed_items_fail_alone(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        results = await k.process_transactions([
+            {"type": "NOPE", "from_account": a, "to_account": b, "amount": "1", "currency": "USD"},
+            _t(a, 2**70, "1.00"),
+            _t(a, b, "1.00", idempotency_key="x" * 201),
+            {"type": "TRANSFER", "from_account": a, "to_account": b, "amount": "1.00"},  # currency from account
+            _t(a, b, "1.00", metadata=["not", "an", "object"]),
+        ])
+        assert [r.error.code if r.error else None for r in results] == [
+            "invalid_request", "invalid_request", "invalid_request", None, "invalid_request"]
+        with pytest.raises(LedgerError) as info:
+            await k.create_account(owner_id="bad\x00owner", currency="USD")
+        assert info.value.code == "invalid_request"
+        assert await k.get_account_balance(a) == D("9.00")
+
+    kx(body)

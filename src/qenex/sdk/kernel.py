@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from qenex.config import Settings, load_settings
 from qenex.kernel import errors as E
+from qenex.kernel.currencies import get_currency
 from qenex.kernel.engine import BATCH_ITEMS_MAX, ItemResult
 from qenex.kernel.errors import LedgerError
 from qenex.kernel.model import (
@@ -71,6 +72,7 @@ EVENTS_POLL_INTERVAL_SECONDS: Final = 1.0
 EXPIRY_SWEEP_INTERVAL_SECONDS: Final = 1.0
 OWNER_ID_CHARS_MAX: Final = 200
 AMOUNT_CACHE_ENTRIES: Final = 4_096
+ID_MAX: Final = 2**63 - 1  # ids are PostgreSQL bigints
 FX_RATE_MAX: Final = Decimal(10) ** 9
 _KIND_NAMES: Final = {0: "posted", 1: "pending", 2: "post_pending", 3: "void", 4: "expire"}
 _PENDING_STATUS: Final = {0: "pending", 1: "posted", 2: "voided", 3: "expired"}
@@ -125,27 +127,32 @@ def _json_default(value: object) -> str:
 def _key(value: object) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= IDEMPOTENCY_KEY_CHARS_MAX:
+    if not isinstance(value, str) or not 1 <= len(value) <= IDEMPOTENCY_KEY_CHARS_MAX or "\x00" in value:
         raise LedgerError(E.INVALID_REQUEST, f"idempotency_key must be a string of 1-{IDEMPOTENCY_KEY_CHARS_MAX} chars")
     return value
 
 
 def _account_id(value: object, name: str) -> int:
-    if type(value) is int:
-        return value
-    if isinstance(value, bool):
-        raise LedgerError(E.INVALID_REQUEST, f"{name} must be an account id")
-    if isinstance(value, int):
+    """An account or transaction id: a positive bigint (an int, digit string or Account object)."""
+    if type(value) is int and 0 < value <= ID_MAX:
         return value
     if isinstance(value, str) and value.isdigit() and len(value) < 19:
-        return int(value)
-    acct_id = getattr(value, "id", None)  # an Account object is accepted too
-    if isinstance(acct_id, int):
-        return acct_id
-    raise LedgerError(E.INVALID_REQUEST, f"{name} must be an account id")
+        value = int(value)
+    elif not isinstance(value, int | bool):
+        value = getattr(value, "id", None)  # an Account object is accepted too
+    if type(value) is not int or not 0 < value <= ID_MAX:
+        raise LedgerError(E.INVALID_REQUEST, f"{name} must be a positive integer id")
+    return value
 
 
 _TYPES_BY_NAME: Final = {t.value: t for t in TransactionType}
+
+
+def _is_exchange(value: object) -> bool:
+    try:
+        return _tx_type(value) == TransactionType.EXCHANGE
+    except LedgerError:
+        return False
 
 
 def _tx_type(value: object) -> TransactionType:
@@ -275,7 +282,11 @@ class FinancialKernel:
         try:
             conn = await self._writer_connection()
             results = await S.run_batch(conn, commands)
-        except (psycopg.Error, LedgerError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the writer must survive; every waiting caller gets the error
+            if len(jobs) > 1 and not isinstance(exc, psycopg.OperationalError):
+                for job in jobs:  # one caller's bad input must not fail the others: retry each alone
+                    await self._execute([job])
+                return
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(exc)
@@ -323,28 +334,26 @@ class FinancialKernel:
         return cur
 
     async def _prepare(self, items: Sequence[Mapping[str, Any]]) -> list[Command]:
-        """Resolve what commands need (account currencies, system accounts), then build them."""
+        """Resolve what commands need (account currencies, system accounts), then build them.
+
+        Nothing here rejects: a malformed item becomes a Rejected command, so it fails alone
+        (or fails its linked chain) like any other item."""
         need: list[int] = []
         currencies: set[str] = set()
         for item in items:
-            if item.get("currency") is None or _tx_type(item.get("type")) == TransactionType.EXCHANGE:
+            cur = item.get("currency")
+            if isinstance(cur, str):
+                currencies.add(cur.upper())
+            if cur is None or _is_exchange(item.get("type")):
                 for name in ("from_account", "to_account"):
                     with contextlib.suppress(LedgerError):
                         if item.get(name) is not None:
                             need.append(_account_id(item[name], name))
-            cur = item.get("currency")
-            if isinstance(cur, str):
-                currencies.add(cur.upper())
         if need:
             await self._currencies(need)
-        for item in items:
-            if _tx_type(item.get("type")) == TransactionType.EXCHANGE:
-                for name in ("from_account", "to_account"):
-                    with contextlib.suppress(LedgerError):
-                        currencies.add(self._currency_for(_account_id(item.get(name), name)))
+            currencies.update(self._currency[i] for i in need if i in self._currency)
         for cur in currencies:
-            with contextlib.suppress(LedgerError):
-                currency_of(cur)
+            if cur not in self._system and get_currency(cur) is not None:
                 await self._system_accounts(cur)
         return [self._build(item) for item in items]
 
@@ -520,7 +529,7 @@ class FinancialKernel:
         idempotency_key: str | None = None,
     ) -> Account:
         """Open an account; a positive initial balance is posted as a DEPOSIT in the same transaction."""
-        if not isinstance(owner_id, str) or not 1 <= len(owner_id) <= OWNER_ID_CHARS_MAX:
+        if not isinstance(owner_id, str) or not 1 <= len(owner_id) <= OWNER_ID_CHARS_MAX or "\x00" in owner_id:
             raise LedgerError(E.INVALID_REQUEST, f"owner_id must be a string of 1-{OWNER_ID_CHARS_MAX} chars")
         try:
             acct_type = AccountType(str(getattr(account_type, "value", account_type)).upper())

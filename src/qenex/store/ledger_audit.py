@@ -35,6 +35,9 @@ class AuditProblem:
     kind: str  # modified, deleted, inserted, reordered, head_mismatch
     message: str
 
+    def __str__(self) -> str:
+        return f"{self.kind} at entry {self.seq}: {self.message}"
+
 
 @dataclass(slots=True)
 class AuditReport:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import lru_cache
+from operator import itemgetter
 
 from qenex.payments.ach import codes as C
 from qenex.payments.ach.options import AchOptions
@@ -47,7 +49,7 @@ _TC_DEBIT = "2[6-9]|3[6-9]|4[6-9]|5[56]"
 
 
 def _entries_pattern(tc: str) -> re.Pattern[str]:
-    one = rf"6(?:{tc})\d{{9}}[^\n]{{17}}\d{{10}}[^\n]{{39}}0\d{{15}}"
+    one = rf"6(?:{tc})\d{{9}}[ -~]{{17}}\d{{10}}[ -~]{{39}}0\d{{15}}"  # printable ASCII only
     return re.compile(rf"{one}(?:\n{one})*")
 
 
@@ -56,13 +58,31 @@ _FAST_ENTRIES = {
     C.SCC_CREDITS: _entries_pattern(_TC_CREDIT),
     C.SCC_DEBITS: _entries_pattern(_TC_DEBIT),
 }
-_BLANK_ACCOUNT = re.compile(r"\n6.{11} {17}")
-_BLANK_NAME = re.compile(r"\n6.{53}[ 0]{22}")
-_WEB_BAD_PAYMENT_TYPE = re.compile(rf"\n6(?:{_TC_DEBIT}).{{73}}(?!R |S )")
-_TEL_BAD = re.compile(rf"\n6(?:{_TC_CREDIT})|\n6.{{75}}(?!R |S |  )")
-_PRENOTE_NONZERO = re.compile(r"\n6(?:2[3489]|3[3489]|4[3489]|5[34]).{26}(?!0{10})")
-_ROUTING9 = re.compile(r"\n6..(\d{9})")
-_RDFI8 = re.compile(r"\n6..(\d{8})")
+_TRACE = itemgetter(slice(79, 94))
+_ROUTING = itemgetter(slice(3, 12))
+_AMOUNT = itemgetter(slice(29, 39))
+# Conditions that send a batch to the per-entry path, one alternation per SEC and options.
+_BLANK_ACCOUNT = r"\n6.{11} {17}"
+_BLANK_NAME = r"\n6.{53}[ 0]{22}"
+_PRENOTE_NONZERO = r"\n6(?:2[3489]|3[3489]|4[3489]|5[34]).{26}(?!0{10})"
+_WEB_BAD_PAYMENT_TYPE = rf"\n6(?:{_TC_DEBIT}).{{73}}(?!R |S )"
+_TEL_BAD = rf"\n6(?:{_TC_CREDIT})|\n6.{{75}}(?!R |S |  )"
+
+
+@lru_cache(maxsize=64)
+def _doubt_pattern(sec: str, name_required: bool, amounts_checked: bool) -> re.Pattern[str]:
+    parts = [_BLANK_ACCOUNT]
+    if name_required:
+        parts.append(_BLANK_NAME)
+    if amounts_checked:
+        parts.append(_PRENOTE_NONZERO)
+    if sec == "WEB":
+        parts.append(_WEB_BAD_PAYMENT_TYPE)
+    if sec == "TEL":
+        parts.append(_TEL_BAD)
+    return re.compile("|".join(f"(?:{p})" for p in parts))
+
+
 _DEBIT_AMOUNT = re.compile(rf"\n6(?:{_TC_DEBIT}).{{26}}(\d{{10}})")
 _CREDIT_AMOUNT = re.compile(rf"\n6(?:{_TC_CREDIT}).{{26}}(\d{{10}})")
 _NAME_REQUIRED_SEC = frozenset({"TEL", "WEB", "PPD", "CIE"})
@@ -259,31 +279,26 @@ class _Checker:
     def fast_batch(self, plain: list[str], scc: str, sec: str, same_day: bool) -> tuple[int, int, int, int] | None:
         """Totals of a clean plain batch, or None when the per-entry path must look at it."""
         pattern = _FAST_ENTRIES.get(scc)
-        text = "\n".join(plain)
-        if pattern is None or pattern.fullmatch(text) is None or _BLANK_ACCOUNT.search(text):
-            return None
-        text = "\n" + text  # every entry now starts with "\n6": a literal prefix the regex engine scans fast
-        flat = "".join(plain)
-        if not (flat.isascii() and flat.isprintable()):
+        # Every entry starts with "\n6": a literal prefix the regex engine scans for quickly.
+        text = "\n" + "\n".join(plain)
+        if pattern is None or pattern.fullmatch(text, 1) is None:
             return None
         opts = self.opts
-        if sec in _NAME_REQUIRED_SEC and not opts.allow_empty_individual_name and _BLANK_NAME.search(text):
+        name_required = sec in _NAME_REQUIRED_SEC and not opts.allow_empty_individual_name
+        if _doubt_pattern(sec, name_required, not opts.allow_invalid_amounts).search(text):
             return None
-        if (sec == "WEB" and _WEB_BAD_PAYMENT_TYPE.search(text)) or (sec == "TEL" and _TEL_BAD.search(text)):
-            return None
-        if not opts.allow_invalid_amounts and _PRENOTE_NONZERO.search(text):
-            return None
-        traces = [line[79:94] for line in plain]
-        if not opts.allow_unordered_trace_numbers and (sorted(traces) != traces or len(set(traces)) != len(traces)):
-            return None
+        if not opts.allow_unordered_trace_numbers:
+            traces = list(map(_TRACE, plain))
+            if sorted(traces) != traces or len(set(traces)) != len(traces):
+                return None
         if not opts.allow_invalid_check_digit:
-            for routing in set(_ROUTING9.findall(text)):
+            for routing in set(map(_ROUTING, plain)):
                 ok = self.routing_ok.get(routing)
                 if ok is None:
                     ok = self.routing_ok[routing] = C.routing_valid(routing)
                 if not ok:
                     return None
-        if same_day and not opts.allow_invalid_amounts and max([line[29:39] for line in plain]) > _SAME_DAY_MAX_TEXT:
+        if same_day and not opts.allow_invalid_amounts and max(map(_AMOUNT, plain)) > _SAME_DAY_MAX_TEXT:
             return None
         ehash = _column_number_sum(text, 3, 8)
         if scc == C.SCC_CREDITS:

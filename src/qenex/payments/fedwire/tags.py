@@ -168,17 +168,6 @@ _SPECS: Final = (
     ),
     TagSpec("2000", "amount", (E("amount", 12, fixed=True, check="digits"),)),
     TagSpec(
-        "3000",
-        "adjustment",
-        (
-            E("adjustment_reason_code", 2, fixed=True),
-            E("credit_debit_indicator", 4, fixed=True),
-            E("currency_code", 3, fixed=True, check="alpha"),
-            E("amount", 19, check="dec_dot"),
-            E("additional_info", 140),
-        ),
-    ),
-    TagSpec(
         "3100",
         "sender_depository_institution",
         (

@@ -103,7 +103,7 @@ async def load_demo_data(kernel: Any) -> dict[str, Any]:
         to_account=ids["alice_eur"],
         amount=Decimal("100.00"),
         currency="USD",
-        exchange_rate=Decimal("0.92"),
+        rate=Decimal("0.92"),
         metadata={"description": "USD to EUR"},
         idempotency_key=_key("exchange-usd-eur"),
     )

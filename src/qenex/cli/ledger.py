@@ -149,7 +149,12 @@ def account_show_cmd(account_id: str, config: ConfigOption = None, as_json: Json
     _text(account_id, "ACCOUNT_ID")
 
     async def body(kernel: Any) -> Any:
-        return await kernel.get_account(account_id)
+        account = await kernel.get_account(account_id)
+        if account is None:
+            from qenex import LedgerError
+
+            raise LedgerError("account_not_found", f"account {account_id} does not exist")
+        return account
 
     view = account_view(run_kernel(config, body))
     if as_json:
@@ -176,7 +181,7 @@ def account_list_cmd(
             owner_id=owner, status=status.lower() if status else None, after=after, limit=limit
         )
 
-    items, cursor = _page(run_kernel(config, body))
+    items, cursor = _page(run_kernel(config, body), limit)
     views = [account_view(a) for a in items]
     if as_json:
         print_json({"accounts": views, "next_cursor": cursor})
@@ -201,15 +206,10 @@ def account_list_cmd(
         typer.echo(f"more: --after {cursor}")
 
 
-def _page(page: Any) -> tuple[list[Any], str | None]:
-    """(items, next cursor) from the SDK's page object."""
-    if isinstance(page, list | tuple):
-        return list(page), None
-    items = getattr(page, "items", None)
-    if items is None:
-        items = getattr(page, "accounts", [])
-    cursor = getattr(page, "next_cursor", None)
-    return list(items), (None if cursor is None else str(cursor))
+def _page(page: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """(items, next cursor): the SDK pages by id, so a full page's last id is the next cursor."""
+    items = list(page)
+    return items, (str(items[-1].id) if len(items) == limit else None)
 
 
 # ---------------------------------------------------------------- transfers
@@ -252,7 +252,15 @@ def transfer_cmd(
     if as_json:
         print_json(tx)
     else:
-        print_fields(f"Transaction {tx.get('id', '')}", tx)
+        print_fields(f"Transaction {tx.get('id', '')}", _transaction_fields(tx))
+
+
+def _transaction_fields(tx: dict[str, Any]) -> dict[str, Any]:
+    """Non-empty fields, each leg on one readable line."""
+    out = {k: v for k, v in tx.items() if v not in (None, {}, []) and k != "legs"}
+    for i, leg in enumerate(tx.get("legs") or []):
+        out[f"leg {i + 1}"] = f"{leg['debit_account']} -> {leg['credit_account']}: {leg['amount']} {leg['currency']}"
+    return out
 
 
 # ---------------------------------------------------------------- statements
@@ -299,13 +307,18 @@ def statement_cmd(
         _print_statement(stmt)
 
 
+STATEMENT_COLUMNS = ("seq", "transaction_id", "created_at", "type", "description", "debit", "credit", "balance")
+
+
 def _print_statement(stmt: Any) -> None:
     data = plain(stmt)
     entries = data.pop("entries", [])
     print_fields("Statement", {k: v for k, v in data.items() if not isinstance(v, list | dict)})
-    if entries:
-        columns = list(entries[0].keys())
-        print_table("Entries", columns, ([e.get(c) for c in columns] for e in entries))
+    rows = []
+    for e in entries:
+        e = {**e, "created_at": str(e.get("created_at", ""))[:19].replace("T", " ")}
+        rows.append([e.get(c) for c in STATEMENT_COLUMNS])
+    print_table("Entries", ("seq", "tx", "time (UTC)", "type", "description", "debit", "credit", "balance"), rows)
 
 
 # ---------------------------------------------------------------- audit

@@ -1,0 +1,152 @@
+"""The ledger CLI through real subprocesses against a real database.
+
+Happy paths print tables or JSON; every bad input ends as one line on stderr, a non-zero exit
+code and no traceback, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from .conftest import run_cli
+
+
+def ok_json(*args: str, url: str) -> dict:
+    r = run_cli(*args, "--json", url=url)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def assert_one_line_error(r, code: int | None = None, contains: str = "") -> None:
+    assert r.returncode != 0, r.stdout
+    if code is not None:
+        assert r.returncode == code, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert contains in lines[0], lines[0]
+
+
+def journal_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM ledger_journal").fetchone()[0]
+
+
+@pytest.fixture()
+def two_accounts(ledger_url):
+    a = ok_json("account", "create", "--owner", "cli_a", "--currency", "USD", "--initial-balance", "100.00",
+                url=ledger_url)  # fmt: skip
+    b = ok_json("account", "create", "--owner", "cli_b", "--currency", "USD", "--type", "SAVINGS", url=ledger_url)
+    return str(a["id"]), str(b["id"])
+
+
+def test_db_migrate_is_idempotent(fresh_db_url):
+    first = ok_json("db", "migrate", url=fresh_db_url)
+    assert first["applied"] and first["current_version"] >= 2
+    again = ok_json("db", "migrate", url=fresh_db_url)
+    assert again == {"applied": [], "current_version": first["current_version"]}
+    r = run_cli("db", "migrate", url=fresh_db_url)
+    assert r.returncode == 0 and "nothing to apply" in r.stdout
+
+
+def test_accounts_transfer_statement_happy_path(ledger_url, two_accounts):
+    a, b = two_accounts
+    shown = ok_json("account", "show", a, url=ledger_url)
+    assert shown["balances"]["posted"] == "100.00" and shown["currency"] == "USD"
+
+    tx = ok_json("transfer", "--from", a, "--to", b, "--amount", "12.50", "--currency", "usd",
+                 "--idempotency-key", "cli-t1", "--description", "lunch", url=ledger_url)  # fmt: skip
+    rows = journal_rows(ledger_url)
+    again = ok_json("transfer", "--from", a, "--to", b, "--amount", "12.50", "--currency", "USD",
+                    "--idempotency-key", "cli-t1", "--description", "lunch", url=ledger_url)  # fmt: skip
+    assert again["id"] == tx["id"] and journal_rows(ledger_url) == rows  # replay changed nothing
+
+    assert ok_json("account", "show", a, url=ledger_url)["balances"]["posted"] == "87.50"
+    assert ok_json("account", "show", b, url=ledger_url)["balances"]["posted"] == "12.50"
+
+    listed = ok_json("account", "list", "--owner", "cli_a", url=ledger_url)
+    assert [str(x["id"]) for x in listed["accounts"]] == [a]
+    page = ok_json("account", "list", "--limit", "1", url=ledger_url)
+    assert len(page["accounts"]) == 1 and page["next_cursor"]
+    nxt = ok_json("account", "list", "--limit", "1", "--after", page["next_cursor"], url=ledger_url)
+    assert nxt["accounts"][0]["id"] != page["accounts"][0]["id"]
+
+    r = run_cli("statement", a, "--format", "csv", url=ledger_url)
+    assert r.returncode == 0, r.stderr
+    assert "12.50" in r.stdout and "100.00" in r.stdout
+    r = run_cli("statement", a, "--format", "json", url=ledger_url)
+    assert r.returncode == 0, r.stderr
+    stmt = json.loads(r.stdout)
+    assert stmt["closing_balance"] == "87.50"
+
+    r = run_cli("account", "show", a, url=ledger_url)  # human output: a Rich table
+    assert r.returncode == 0 and "87.50" in r.stdout
+
+
+def test_audit_verify_detects_tampering(ledger_url, two_accounts):
+    a, b = two_accounts
+    ok_json("transfer", "--from", a, "--to", b, "--amount", "5.00", "--currency", "USD", url=ledger_url)
+    report = ok_json("audit", "verify", url=ledger_url)
+    assert report["ok"] is True
+    names = [c["name"] for c in report["checks"]]
+    assert "ledger hash chain" in names and "security audit log" in names
+
+    with psycopg.connect(ledger_url, autocommit=True) as conn:  # tamper as superuser
+        conn.execute("ALTER TABLE ledger_journal DISABLE TRIGGER ledger_journal_no_update_delete")
+        conn.execute(
+            "UPDATE ledger_journal SET amount_minor = amount_minor + 1"
+            " WHERE seq = (SELECT max(seq) FROM ledger_journal)"
+        )
+        conn.execute("ALTER TABLE ledger_journal ENABLE TRIGGER ledger_journal_no_update_delete")
+    r = run_cli("audit", "verify", "--json", url=ledger_url)
+    assert r.returncode == 1
+    report = json.loads(r.stdout)
+    assert report["ok"] is False
+    chain = next(c for c in report["checks"] if c["name"] == "ledger hash chain")
+    assert chain["ok"] is False and chain["problems"]
+
+
+BAD_INPUTS = [
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "abc", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1.001", "--currency", "USD"), "amount_precision"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "-5", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "0", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1e400", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1.00", "--currency", "XYZ"), "invalid_currency"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1.00", "--currency", "EUR"), "currency_mismatch"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1000.00", "--currency", "USD"), "insufficient_funds"),
+    (("transfer", "--from", "{a}", "--to", "999999", "--amount", "1.00", "--currency", "USD"), "account_not_found"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1.00"), "usage error"),
+    (("account", "show", "999999"), "account_not_found"),
+    (("account", "show", "not-an-id"), "invalid_request"),
+    (("account", "create", "--owner", "x", "--currency", "USD", "--initial-balance", "1.001"), "amount_precision"),
+    (("account", "create", "--owner", "x", "--currency", "USD", "--metadata", "[1]"), "JSON object"),
+    (("account", "create", "--owner", "x", "--currency", "USD", "--type", "WALLET"), ""),
+    (("account", "list", "--limit", "0"), "usage error"),
+    (("statement", "{a}", "--from", "yesterday"), "ISO date"),
+    (("statement", "{a}", "--format", "xml"), "--format"),
+    (("no-such-thing",), "usage error"),
+]
+
+
+def test_bad_input_is_one_line_nonzero_and_changes_nothing(ledger_url, two_accounts):
+    a, b = two_accounts
+    before = journal_rows(ledger_url)
+    for args, expected in BAD_INPUTS:
+        r = run_cli(*(x.format(a=a, b=b) for x in args), url=ledger_url)
+        assert_one_line_error(r, contains=expected)
+    assert journal_rows(ledger_url) == before
+    with psycopg.connect(ledger_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_accounts WHERE owner_id = 'x'").fetchone()[0] == 0
+
+
+def test_unreachable_database_and_bad_config_are_one_line(tmp_path):
+    r = run_cli("account", "list", url="postgresql://qenex@127.0.0.1:1/nothing?connect_timeout=2")
+    assert_one_line_error(r, code=1, contains="database_unavailable")
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    r = run_cli("account", "list", "--config", str(bad), url=None)
+    assert_one_line_error(r, code=2, contains="configuration error")

@@ -10,7 +10,7 @@ import pytest
 
 from qenex.config import load_settings
 from qenex.security.errors import SecurityError
-from qenex.security.ratelimit import ApiRateLimits, RateLimiter, _retry_after_s
+from qenex.security.ratelimit import ApiRateLimits, RateLimiter, _retry_after_s, allow_all
 
 
 def free_port() -> int:
@@ -90,3 +90,41 @@ def test_unreachable_redis_degrades_to_local_limiting() -> None:
     limiter = RateLimiter(rate_per_s=1, burst=2, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     assert [limiter.allow("k")[0] for _ in range(3)] == [True, True, False]
     limiter.close()
+
+
+def test_redis_checks_several_buckets_in_one_atomic_step(redis_url: str) -> None:
+    namespace = "test-" + secrets.token_hex(4)
+    ip = RateLimiter(rate_per_s=1, burst=5, redis_url=redis_url, namespace=namespace + "-ip")
+    principal = RateLimiter(rate_per_s=1, burst=2, redis_url=redis_url, namespace=namespace + "-p")
+    assert allow_all([(ip, "ip:1"), (principal, "p:1")]) == (True, 0)
+    assert allow_all([(ip, "ip:1"), (principal, "p:1")]) == (True, 0)
+    assert allow_all([(ip, "ip:1"), (principal, "p:1")]) == (False, 1)
+    # The refused call took nothing from the IP bucket: 3 of its 5 tokens are left.
+    assert [ip.allow("ip:1")[0] for _ in range(4)] == [True, True, True, False]
+    ip.close()
+    principal.close()
+
+
+def test_api_limits_screen_locally_and_admit_through_redis(redis_url: str) -> None:
+    settings = load_settings({"database": {"redis_url": redis_url}}, environ={})
+    first = ApiRateLimits.from_settings(settings, principal=(1, 2), ip=(1, 100))
+    second = ApiRateLimits.from_settings(settings, principal=(1, 2), ip=(1, 100))
+    actor = "key:" + secrets.token_hex(4)
+    first.screen("ip:a")
+    first.admit("ip:a", actor)
+    second.screen("ip:b")
+    second.admit("ip:b", actor)  # the principal's bucket is shared by both processes
+    with pytest.raises(SecurityError) as info:
+        first.admit("ip:a", actor)
+    assert info.value.http_status == 429
+    first.close()
+    second.close()
+
+
+def test_local_api_limits_screen_the_ip_bucket() -> None:
+    limits = ApiRateLimits.from_settings(load_settings({}, environ={}), principal=(1, 100), ip=(1, 2))
+    limits.screen("ip:x")
+    limits.screen("ip:x")
+    with pytest.raises(SecurityError):
+        limits.screen("ip:x")
+    limits.admit("ip:x", "key:1")

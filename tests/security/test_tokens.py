@@ -158,3 +158,28 @@ def test_private_signing_keys_are_stored_sealed(conn: psycopg.Connection[Any], s
         tokens.rotate_signing_key(conn, settings.model_copy(update={"security": settings.security.model_copy(
             update={"jwt_secret": None})}))
     assert info.value.code == "security_not_configured"
+
+
+def test_verified_tokens_are_cached_until_they_expire(
+    conn: psycopg.Connection[Any], settings: Settings, verifier: tokens.TokenVerifier
+) -> None:
+    client = tokens.create_client(conn, name="cache", role="teller")
+    token = tokens.issue_token(conn, settings, client.client_id, client.client_secret).access_token
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first  # served from the cache, no second signature check
+    after_expiry = utcnow() + timedelta(seconds=settings.security.token_ttl_seconds + tokens.CLOCK_SKEW_S + 1)
+    with pytest.raises(SecurityError):
+        verifier.verify(token, now=after_expiry)
+    fresh = tokens.TokenVerifier(verifier._connect)
+    with pytest.raises(SecurityError):  # and without the cache, the expiry check uses the same clock
+        fresh.verify(token, now=after_expiry)
+
+
+def test_token_from_the_future_is_refused(
+    conn: psycopg.Connection[Any], settings: Settings, verifier: tokens.TokenVerifier
+) -> None:
+    client = tokens.create_client(conn, name="future", role="teller")
+    future = tokens.issue_token(conn, settings, client.client_id, client.client_secret,
+                                now=utcnow() + timedelta(hours=1)).access_token
+    with pytest.raises(SecurityError):
+        verifier.verify(future)

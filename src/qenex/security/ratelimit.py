@@ -44,33 +44,44 @@ LOGIN_BURST_DEFAULT = 20
 AUTH_FAILURE_RATE_PER_S_DEFAULT = 5
 AUTH_FAILURE_BURST_DEFAULT = 20
 
+# Several buckets in one atomic step (one round trip per request): KEYS[i] with ARGV
+# (rate milli-tokens/ms, capacity milli-tokens, cost milli-tokens) at 3i-2 .. 3i. Tokens are
+# taken only when every bucket has enough; otherwise the reply is the longest wait.
 _LUA = """
-local rate = tonumber(ARGV[1])
-local cap = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local v = redis.call('HMGET', KEYS[1], 'tk', 'ts')
-local tokens = tonumber(v[1])
-local ts = tonumber(v[2])
-if tokens == nil or ts == nil then
-  tokens = cap
-  ts = now
-end
-local elapsed = now - ts
-if elapsed < 0 then elapsed = 0 end
-tokens = math.min(cap, tokens + elapsed * rate)
-local ok = 0
+local tokens = {}
 local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  ok = 1
-else
-  wait = math.ceil((cost - tokens) / rate)
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[3 * i - 2])
+  local cap = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local v = redis.call('HMGET', KEYS[i], 'tk', 'ts')
+  local tk = tonumber(v[1])
+  local ts = tonumber(v[2])
+  if tk == nil or ts == nil then
+    tk = cap
+    ts = now
+  end
+  local elapsed = now - ts
+  if elapsed < 0 then elapsed = 0 end
+  tk = math.min(cap, tk + elapsed * rate)
+  if tk < cost then
+    local w = math.ceil((cost - tk) / rate)
+    if w > wait then wait = w end
+  end
+  tokens[i] = tk
 end
-redis.call('HSET', KEYS[1], 'tk', tokens, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(cap / rate) + 1000)
-return {ok, wait}
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[3 * i - 2])
+  local cap = tonumber(ARGV[3 * i - 1])
+  local tk = tokens[i]
+  if wait == 0 then tk = tk - tonumber(ARGV[3 * i]) end
+  redis.call('HSET', KEYS[i], 'tk', tk, 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(cap / rate) + 1000)
+end
+if wait == 0 then return {1, 0} end
+return {0, wait}
 """
 
 
@@ -110,6 +121,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._redis: Any = None
         self._script: Any = None
+        self._redis_url = redis_url
         self._redis_warned = False
         if redis_url:
             import redis  # imported lazily: single-process deployments need no Redis client
@@ -124,27 +136,21 @@ class RateLimiter:
 
     def allow(self, key: str, cost: int = 1) -> tuple[bool, int]:
         """Take ``cost`` tokens from ``key``'s bucket. Returns (True, 0), or (False, seconds to wait)."""
+        return allow_all([(self, key)], cost)
+
+    def _args(self, key: str, cost: int) -> tuple[str, list[int]]:
         if cost < 1 or cost > self.burst:
             raise bad_request(f"a request may cost 1..{self.burst} tokens")
-        key = _bounded(key)
-        if self._redis is not None:
-            try:
-                ok, wait_ms = self._script(keys=[self._prefix + key], args=[self.rate_per_s, self._capacity_milli,
-                                                                             cost * MILLI])
-                return (True, 0) if int(ok) == 1 else (False, _retry_after_s(int(wait_ms)))
-            except Exception as exc:  # noqa: BLE001 - any Redis failure degrades to local limiting
-                if not self._redis_warned:
-                    log.warning("rate limiter: Redis unavailable (%s); limiting in-process", exc.__class__.__name__)
-                    self._redis_warned = True
-        return self._allow_local(key, cost * MILLI)
+        return self._prefix + _bounded(key), [self.rate_per_s, self._capacity_milli, cost * MILLI]
+
+    def _redis_failed(self, exc: Exception) -> None:
+        if not self._redis_warned:
+            log.warning("rate limiter: Redis unavailable (%s); limiting in-process", exc.__class__.__name__)
+            self._redis_warned = True
 
     def check(self, key: str, cost: int = 1) -> None:
         """Like `allow`, but raises 429 ``rate_limited`` with a Retry-After header when over the limit."""
-        ok, retry_after_s = self.allow(key, cost)
-        if not ok:
-            raise SecurityError(RATE_LIMITED, "too many requests; retry later",
-                                headers={"Retry-After": str(retry_after_s)},
-                                details={"retry_after_seconds": retry_after_s})
+        check_all([(self, key)], cost)
 
     def _allow_local(self, key: str, cost_milli: int) -> tuple[bool, int]:
         now = _now_ms()
@@ -177,6 +183,41 @@ class RateLimiter:
             self._redis.close()
 
 
+def allow_all(checks: list[tuple[RateLimiter, str]], cost: int = 1) -> tuple[bool, int]:
+    """Take ``cost`` tokens from every (limiter, key) bucket.
+
+    Limiters sharing one Redis are checked in a single atomic script call (one round trip) that
+    takes from every bucket or from none; in-process buckets are checked in turn. Returns
+    (True, 0) or (False, seconds to wait).
+    """
+    prepared = [(limiter, *limiter._args(key, cost)) for limiter, key in checks]
+    first = checks[0][0]
+    if first._redis is not None and all(limiter._redis_url == first._redis_url for limiter, _ in checks):
+        try:
+            ok, wait_ms = first._script(keys=[k for _, k, _ in prepared], args=[a for _, _, args in prepared
+                                                                                   for a in args])
+            return (True, 0) if int(ok) == 1 else (False, _retry_after_s(int(wait_ms)))
+        except Exception as exc:  # noqa: BLE001 - any Redis failure degrades to local limiting
+            first._redis_failed(exc)
+    for limiter, key, args in prepared:
+        ok_one, wait = limiter._allow_local(key, args[2])
+        if not ok_one:
+            return False, wait
+    return True, 0
+
+
+def check_all(checks: list[tuple[RateLimiter, str]], cost: int = 1) -> None:
+    """`allow_all`, raising 429 ``rate_limited`` with Retry-After when any bucket is empty."""
+    ok, retry_after_s = allow_all(checks, cost)
+    if not ok:
+        raise _limited(retry_after_s)
+
+
+def _limited(retry_after_s: int) -> SecurityError:
+    return SecurityError(RATE_LIMITED, "too many requests; retry later", headers={"Retry-After": str(retry_after_s)},
+                         details={"retry_after_seconds": retry_after_s})
+
+
 def _bounded(key: str) -> str:
     if len(key) <= BUCKET_KEY_CHARS_MAX:
         return key
@@ -188,7 +229,7 @@ def redis_url_from(settings: Settings) -> str | None:
     return settings.database.redis()
 
 
-@dataclass(slots=True)
+@dataclass
 class ApiRateLimits:
     """The API's limiters: per principal, per client IP, for credential checks (login, token) and
     for refused credentials per IP."""
@@ -218,6 +259,23 @@ class ApiRateLimits:
             login=RateLimiter(*login, redis_url=url, namespace="login"),
             auth_failures=RateLimiter(*auth_failures, redis_url=url, namespace="authfail"),
         )
+
+    def __post_init__(self) -> None:
+        # With shared buckets, each process also screens IPs in-process before authenticating,
+        # so an unauthenticated flood never reaches the database; the shared IP bucket is then
+        # checked together with the principal's in one Redis round trip (`admit`).
+        self._ip_screen = RateLimiter(self.ip.rate_per_s, self.ip.burst) if self.ip.shared else self.ip
+
+    def screen(self, ip_key: str) -> None:
+        """Before authentication: 429 when this client IP is over its limit (in-process check)."""
+        self._ip_screen.check(ip_key)
+
+    def admit(self, ip_key: str, actor: str) -> None:
+        """After authentication: 429 when the principal (or, shared, the client IP) is over its limit."""
+        if self.ip.shared:
+            check_all([(self.ip, ip_key), (self.principal, actor)])
+        else:
+            self.principal.check(actor)
 
     def close(self) -> None:
         for limiter in (self.principal, self.ip, self.login, self.auth_failures):

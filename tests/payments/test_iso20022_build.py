@@ -338,3 +338,49 @@ def test_describe_summarises_for_show():
     assert summary["transactions"][0]["amount"] == "1500.00" and summary["transactions"][0]["uetr"] == UETR
     stmt = iso.describe(BUILT["camt.053.001.08"])
     assert stmt["statements"][0]["entry_count"] == 2
+
+
+def test_pacs008_carries_mt103_extras_and_reads_them_back(shared_xsd):
+    full = transfer(
+        uetr=UETR,
+        instr_id="REF-103",
+        charge_bearer="CRED",
+        instructed_amount="1510.00",
+        instructed_currency="EUR",
+        exchange_rate="1.0",
+        charges=(("10.00", "EUR", "COBADEFFXXX"),),
+        intermediary_agents=(PartySpec(agent_bic="CITIUS33XXX"),),
+        creditor_agent_instruction_codes=("PHOB",),
+        instructions_for_creditor_agent=("CALL BENEFICIARY",),
+        next_agent_instruction_codes=("TELA",),
+        regulatory_reporting=("BENEFRES/BE//MEILAAN 1",),
+        settlement_time_request=(("CLSTm", "09:15:00+01:00"), ("RjctTm", "16:00:00+01:00")),
+    )
+    agents = iso.ReimbursementAgents(
+        instructing=PartySpec(agent_bic="DEUTDEFFXXX", account_id="ACC-53"),
+        instructed=PartySpec(agent_bic="CHASUS33XXX"),
+    )
+    msg = iso.build_pacs008(
+        [full],
+        instructing_agent_bic="COBADEFFXXX",
+        instructed_agent_bic="BNPAFRPPXXX",
+        settlement_method="COVE",
+        reimbursement_agents=agents,
+        created=CREATED,
+    )
+    assert shared_xsd("pacs.008.001.08").validate(etree.fromstring(msg.to_string().encode()))
+    parsed = iso.parse(msg.to_string())
+    (tx,) = parsed.transactions()
+    assert tx.creditor_agent_instructions == (("PHOB", None), (None, "CALL BENEFICIARY"))
+    assert tx.next_agent_instructions == (("TELA", None),)
+    assert tx.regulatory_reporting == ("BENEFRES/BE//MEILAAN 1",)
+    assert tx.settlement_time_request == (("CLSTm", "09:15:00+01:00"), ("RjctTm", "16:00:00+01:00"))
+    assert tx.instructed_amount == Decimal("1510.00") and tx.exchange_rate == Decimal("1.0")
+    assert tx.charges == ((Decimal("10.00"), "EUR", "COBADEFFXXX"),)
+    assert tx.intermediary_agents[0].bic == "CITIUS33XXX"
+    gh = parsed.group_header()
+    assert gh.settlement_method == "COVE"
+    assert gh.instructing_reimbursement_agent.bic == "DEUTDEFFXXX"
+    assert gh.instructing_reimbursement_agent.account_id == "ACC-53"
+    assert gh.instructed_reimbursement_agent.bic == "CHASUS33XXX" and gh.third_reimbursement_agent.bic is None
+    assert iso.validate(msg).valid

@@ -94,6 +94,12 @@ class CreditTransfer:
     charges: tuple[tuple[Decimal | str, str, str], ...] = ()  # (amount, currency, agent BIC)
     ultimate_debtor: PartySpec | None = None
     ultimate_creditor: PartySpec | None = None
+    # Coded instructions (pacs.008): creditor agent CHQB/HOLD/PHOB/TELB, next agent PHOA/TELA.
+    creditor_agent_instruction_codes: tuple[str, ...] = ()
+    next_agent_instruction_codes: tuple[str, ...] = ()
+    regulatory_reporting: tuple[str, ...] = ()  # free-text details, 35 characters each
+    # Settlement time request (pacs.008/009): (kind, ISO time) with kind CLSTm, TillTm, FrTm, RjctTm.
+    settlement_time_request: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,8 +566,12 @@ def build_pacs008(
     settlement_date: date | None = None,
     msg_id: str | None = None,
     created: datetime | None = None,
+    reimbursement_agents: ReimbursementAgents | None = None,
 ) -> Iso20022Message:
-    """pacs.008.001.08 FI to FI customer credit transfer (CBPR+ shape: agents per transaction)."""
+    """pacs.008.001.08 FI to FI customer credit transfer (CBPR+ shape: agents per transaction).
+
+    ``reimbursement_agents`` (MT103 fields 53a/54a/55a) go to GrpHdr/SttlmInf, usually with
+    settlement method COVE."""
     return _build_pacs_ct(
         "pacs.008.001.08",
         "FIToFICstmrCdtTrf",
@@ -572,6 +582,7 @@ def build_pacs008(
         settlement_date,
         msg_id,
         created,
+        reimbursement_agents,
     )
 
 
@@ -584,6 +595,7 @@ def build_pacs009(
     settlement_date: date | None = None,
     msg_id: str | None = None,
     created: datetime | None = None,
+    reimbursement_agents: ReimbursementAgents | None = None,
 ) -> Iso20022Message:
     """pacs.009.001.08 financial institution credit transfer: debtor and creditor are institutions."""
     return _build_pacs_ct(
@@ -596,7 +608,17 @@ def build_pacs009(
         settlement_date,
         msg_id,
         created,
+        reimbursement_agents,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReimbursementAgents:
+    """Settlement reimbursement agents (GrpHdr/SttlmInf): MT fields 53a, 54a and 55a."""
+
+    instructing: PartySpec | None = None  # 53a sender's correspondent
+    instructed: PartySpec | None = None  # 54a receiver's correspondent
+    third: PartySpec | None = None  # 55a third reimbursement institution
 
 
 def _build_pacs_ct(
@@ -609,6 +631,7 @@ def _build_pacs_ct(
     when: date | None,
     msg_id: str | None,
     created: datetime | None,
+    reimbursement: ReimbursementAgents | None = None,
 ) -> Iso20022Message:
     _check_batch(transfers, mt)
     if method not in SETTLEMENT_METHODS:
@@ -622,7 +645,17 @@ def _build_pacs_ct(
     w.el(gh, "MsgId", _id(msg_id, "MsgId"))
     w.el(gh, "CreDtTm", _dt(created))
     w.el(gh, "NbOfTxs", str(len(transfers)))
-    w.el(w.el(gh, "SttlmInf"), "SttlmMtd", method)
+    sttlm = w.el(gh, "SttlmInf")
+    w.el(sttlm, "SttlmMtd", method)
+    if reimbursement is not None:
+        for tag, agent in (
+            ("InstgRmbrsmntAgt", reimbursement.instructing),
+            ("InstdRmbrsmntAgt", reimbursement.instructed),
+            ("ThrdRmbrsmntAgt", reimbursement.third),
+        ):
+            if agent is not None:
+                w.agent(sttlm, tag, agent.agent_bic or agent.bic, agent.agent_member_id)
+                w.account(sttlm, tag + "Acct", agent)
     for t in transfers:
         _pacs_tx(w, body, t, instg, instd, when, fi=mt.startswith("pacs.009"))
     return _finish(root, mt)
@@ -641,6 +674,7 @@ def _pacs_tx(
     w.amount(tx, "IntrBkSttlmAmt", t.amount, t.currency)
     settle = t.settlement_date or when or date.today()
     w.el(tx, "IntrBkSttlmDt", settle.isoformat())
+    _settlement_time_request(w, tx, t.settlement_time_request)
     if not fi:
         if t.instructed_amount is not None:
             w.amount(tx, "InstdAmt", t.instructed_amount, t.instructed_currency or t.currency)
@@ -677,13 +711,41 @@ def _pacs_tx(
         w.account(tx, "CdtrAcct", t.creditor)
         if t.ultimate_creditor is not None:
             w.party(tx, "UltmtCdtr", t.ultimate_creditor)
+    if not fi:
+        for code in t.creditor_agent_instruction_codes:
+            w.el(w.el(tx, "InstrForCdtrAgt"), "Cd", code)
     for line in t.instructions_for_creditor_agent:
         w.el(w.el(tx, "InstrForCdtrAgt"), "InstrInf", _text(line, TEXT140_CHARS_MAX, "instruction"))
+    if not fi:
+        for code in t.next_agent_instruction_codes:
+            w.el(w.el(tx, "InstrForNxtAgt"), "Cd", code)
     for line in t.instructions_for_next_agent:
         w.el(w.el(tx, "InstrForNxtAgt"), "InstrInf", _text(line, TEXT140_CHARS_MAX, "instruction"))
     if t.purpose:
         w.el(w.el(tx, "Purp"), "Cd", t.purpose)
+    if t.regulatory_reporting and not fi:
+        details = w.el(w.el(tx, "RgltryRptg"), "Dtls")
+        for line in t.regulatory_reporting:
+            w.el(details, "Inf", _text(line, TEXT35_CHARS_MAX, "regulatory reporting"))
     w.remittance(tx, t.remittance, None if fi else t.structured_reference)
+
+
+_TIME_REQUEST_ORDER: Final = ("CLSTm", "TillTm", "FrTm", "RjctTm")
+
+
+def _settlement_time_request(w: _W, tx: etree._Element, request: tuple[tuple[str, str], ...]) -> None:
+    if not request:
+        return
+    kinds = dict(request)
+    unknown = set(kinds) - set(_TIME_REQUEST_ORDER)
+    if unknown:
+        raise PaymentFormatError(
+            f"settlement time request kinds are {', '.join(_TIME_REQUEST_ORDER)}", code="iso20022_build_invalid"
+        )
+    node = w.el(tx, "SttlmTmReq")
+    for kind in _TIME_REQUEST_ORDER:
+        if kind in kinds:
+            w.el(node, kind, kinds[kind])
 
 
 # -- status, return, cancellation -------------------------------------------------------------------

@@ -149,6 +149,13 @@ class Transaction:
     reason_code: str | None = None
     reason_info: tuple[str, ...] = ()
     case_id: str | None = None  # RtrId (pacs.004), CxlId (camt.056), StsId (pacs.002)
+    # (code, text) pairs of InstrForCdtrAgt / InstrForNxtAgt; either part may be None.
+    creditor_agent_instructions: tuple[tuple[str | None, str | None], ...] = ()
+    next_agent_instructions: tuple[tuple[str | None, str | None], ...] = ()
+    regulatory_reporting: tuple[str, ...] = ()
+    settlement_time_request: tuple[tuple[str, str], ...] = ()
+    exchange_rate: Decimal | None = None
+    charges: tuple[tuple[Decimal | None, str | None, str | None], ...] = ()  # (amount, currency, agent BIC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +229,9 @@ class GroupHeader:
     initiating_party: Party
     instructing_agent: Party
     instructed_agent: Party
+    instructing_reimbursement_agent: Party = field(default_factory=Party)
+    instructed_reimbursement_agent: Party = field(default_factory=Party)
+    third_reimbursement_agent: Party = field(default_factory=Party)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +336,15 @@ class Iso20022Message:
             initiating_party=self._party(r.f(gh, "InitgPty")),
             instructing_agent=self._agent(r.f(gh, "InstgAgt")),
             instructed_agent=self._agent(r.f(gh, "InstdAgt")),
+            instructing_reimbursement_agent=self._agent(
+                r.f(gh, "SttlmInf/InstgRmbrsmntAgt"), r.f(gh, "SttlmInf/InstgRmbrsmntAgtAcct")
+            ),
+            instructed_reimbursement_agent=self._agent(
+                r.f(gh, "SttlmInf/InstdRmbrsmntAgt"), r.f(gh, "SttlmInf/InstdRmbrsmntAgtAcct")
+            ),
+            third_reimbursement_agent=self._agent(
+                r.f(gh, "SttlmInf/ThrdRmbrsmntAgt"), r.f(gh, "SttlmInf/ThrdRmbrsmntAgtAcct")
+            ),
         )
 
     def transaction_elements(self) -> list[etree._Element]:
@@ -482,7 +501,26 @@ class Iso20022Message:
             reason_code=r.t(tx, "StsRsnInf/Rsn/Cd", "RtrRsnInf/Rsn/Cd", "CxlRsnInf/Rsn/Cd"),
             reason_info=reasons,
             case_id=r.t(tx, "RtrId", "CxlId", "StsId"),
+            creditor_agent_instructions=self._instructions(tx, "InstrForCdtrAgt"),
+            next_agent_instructions=self._instructions(tx, "InstrForNxtAgt"),
+            regulatory_reporting=tuple(x.text.strip() for x in r.all(tx, "RgltryRptg/Dtls/Inf") if x.text),
+            settlement_time_request=tuple(
+                (local(x.tag), x.text.strip()) for x in r.all(tx, "SttlmTmReq/*") if x.text
+            ),
+            exchange_rate=_dec(r.t(tx, "XchgRate")),
+            charges=tuple(
+                (
+                    _dec(r.t(c, "Amt")),
+                    (r.f(c, "Amt").get("Ccy") if r.f(c, "Amt") is not None else None),  # type: ignore[union-attr]
+                    r.t(c, "Agt/FinInstnId/BICFI", "Agt/FinInstnId/BIC"),
+                )
+                for c in r.all(tx, "ChrgsInf")
+            ),
         )
+
+    def _instructions(self, tx: etree._Element, tag: str) -> tuple[tuple[str | None, str | None], ...]:
+        r = self.r
+        return tuple((r.t(i, "Cd"), r.t(i, "InstrInf")) for i in r.all(tx, tag))
 
     def _group_text(self, path: str) -> str | None:
         return self.r.t(self.r.f(self.body, "GrpHdr"), path)

@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from qenex.payments import SEPAProtocol, sepa
@@ -306,3 +308,16 @@ def test_sepa_module_follows_the_payments_contract():
     assert sepa.parse(built.to_xml()).message_type == "pain.001.001.09"
     summary = sepa.describe(built)
     assert summary["scheme"] == "SCT" and summary["transactions"][0]["amount"] == "1500.00"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=3000), st.text(max_size=30))
+def test_fuzz_sepa_validate_never_raises(cut, junk):
+    base = sdd().to_xml()
+    report = sepa.validate(base[:cut] + junk + base[cut:])
+    assert report.format == "iso20022"
+
+
+def test_unknown_scheme_is_reported():
+    report = sepa.validate(seed_sct().to_xml(), scheme="SEPA_MAGIC")
+    assert [i.code for i in report.errors] == ["sepa_unknown_scheme"]

@@ -397,3 +397,73 @@ def test_parser_never_crashes(data: st.DataObject) -> None:
         pass
     report = ach.validate(mutated)
     assert all(i.location for i in report.errors)
+
+
+# -- writing IAT, returns and notifications of change -------------------------------------
+def _iat_parties(**overrides) -> ach.IATParties:
+    values = dict(
+        transaction_type="BUS",
+        receiver_name="BEK ENTERPRISES",
+        originator_name="BEK SOLUTIONS",
+        originator_street="15 WEST PLACE STREET",
+        originator_city_state="JACOBSTOWN*PA\\",
+        originator_country_postal="US*19305\\",
+        odfi_name="WELLS FARGO",
+        odfi_id_qualifier="01",
+        odfi_id=ODFI,
+        odfi_country="US",
+        rdfi_name="BANK OF CANADA",
+        rdfi_id_qualifier="01",
+        rdfi_id=RDFI,
+        rdfi_country="CA",
+        receiver_street="2121 FRONT STREET",
+        receiver_city_state="LETTERTOWN*AB\\",
+        receiver_country_postal="CA*80014\\",
+        payment_information=("INVOICE 42",),
+        correspondents=(("BANK OF FRANCE", "02", "BNPAFRPP", "FR"),),
+    )
+    values.update(overrides)
+    return ach.IATParties(**values)
+
+
+def test_builder_writes_valid_iat() -> None:
+    fb = ach.FileBuilder(RDFI, " " + ODFI, "DEST", "ORIG", created=CREATED)
+    header = ach.IATHeader("FF", "3", "CA", "USD", "CAD")
+    batch = fb.add_iat_batch(header, "1234567890", "TRADEPAYMT", ODFI, effective_date=date(2024, 3, 5))
+    batch.add_iat_entry("22", RDFI, "CA ACCOUNT 1", 100_000, _iat_parties())
+    f = fb.build()
+    report = ach.validate(f.to_string())
+    assert report.valid, report.issues
+    assert report.message_type == "NACHA IAT"
+    entry = f.batches[0].entries[0]
+    assert [a.line[1:3] for a in entry.addenda] == ["10", "11", "12", "13", "14", "15", "16", "17", "18"]
+    assert entry.record.line[12:16] == "0009"  # NACHA counts every addenda record
+    with pytest.raises(PaymentFormatError):
+        batch.add_iat_entry("22", RDFI, "X", 1, _iat_parties(transaction_type="XXX"))
+    with pytest.raises(PaymentFormatError):
+        batch.add_iat_entry("22", RDFI, "X", 1, _iat_parties(payment_information=("A", "B", "C")))
+
+
+def test_builder_writes_returns_and_nocs() -> None:
+    fb = ach.FileBuilder(RDFI, " " + ODFI, "DEST", "ORIG", created=CREATED)
+    ret = fb.add_batch("PPD", "ACME", "1234567890", "RETURN", ODFI, effective_date=date(2024, 3, 5))
+    ret.add_return(
+        "26",
+        RDFI,
+        "12345",
+        2500,
+        name="JANE DOE",
+        info=ach.ReturnInfo("R01", "231380100000001", RDFI[:8], "INSUFFICIENT FUNDS"),
+    )
+    cor = fb.add_batch("COR", "ACME", "1234567890", "NOC", ODFI, effective_date=date(2024, 3, 5))
+    cor.add_return(
+        "21", RDFI, "12345", 0, name="JANE DOE", info=ach.ReturnInfo("C01", "231380100000002", RDFI[:8], "987654321")
+    )
+    f = fb.build()
+    report = ach.validate(f.to_string())
+    assert report.valid, report.issues
+    r99 = f.batches[0].entries[0].addenda[0]
+    assert r99.line[:6] == "799R01" and r99.line[79:94] == f.batches[0].entries[0].record.line[79:94]
+    assert f.batches[1].entries[0].addenda[0].line[:6] == "798C01"
+    with pytest.raises(PaymentFormatError):
+        ret.add_return("22", RDFI, "1", 1, name="X", info=ach.ReturnInfo("R01", "1", "1"))

@@ -23,7 +23,7 @@ from qenex.payments.ach.options import MOOV_OPTION_NAMES, OPTION_DOCS, AchOption
 from qenex.payments.ach.reader import read
 from qenex.payments.ach.records import AchFile, Batch, Entry
 from qenex.payments.ach.validator import check_file
-from qenex.payments.ach.writer import BatchSpec, EntrySpec, FileBuilder, render
+from qenex.payments.ach.writer import BatchSpec, EntrySpec, FileBuilder, IATHeader, IATParties, ReturnInfo, render
 from qenex.payments.common import PaymentFormatError, ValidationIssue, ValidationReport
 
 __all__ = [
@@ -36,6 +36,9 @@ __all__ = [
     "Entry",
     "EntrySpec",
     "FileBuilder",
+    "IATHeader",
+    "IATParties",
+    "ReturnInfo",
     "assemble",
     "codes",
     "describe",

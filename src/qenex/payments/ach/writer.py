@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from qenex.kernel.errors import check
+from qenex.kernel.errors import InvariantViolation, check
 from qenex.payments.ach import codes as C
 from qenex.payments.ach.records import BLOCKING_FACTOR, RECORD_LENGTH_CHARS, AchFile
 from qenex.payments.common import PaymentFormatError
@@ -52,6 +52,57 @@ def _routing(value: str, name: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class IATHeader:
+    """IAT batch header fields (NACHA Appendix Three, IAT Company/Batch Header)."""
+
+    foreign_exchange_indicator: str  # FV fixed-to-variable, VF, FF fixed-to-fixed
+    foreign_exchange_reference_indicator: str  # 1 rate, 2 reference number, 3 space filled
+    iso_destination_country: str  # ISO 3166 alpha-2
+    iso_originating_currency: str  # ISO 4217 alpha-3
+    iso_destination_currency: str
+    foreign_exchange_reference: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IATParties:
+    """The content of the seven mandatory IAT addenda (10-16) and the optional 17 and 18."""
+
+    transaction_type: str
+    receiver_name: str
+    originator_name: str
+    originator_street: str
+    originator_city_state: str  # "CITY*STATE\\" as the rules format it
+    originator_country_postal: str  # "US*19305\\"
+    odfi_name: str
+    odfi_id_qualifier: str  # 01 routing number, 02 BIC, 03 IBAN
+    odfi_id: str
+    odfi_country: str
+    rdfi_name: str
+    rdfi_id_qualifier: str
+    rdfi_id: str
+    rdfi_country: str
+    receiver_street: str
+    receiver_city_state: str
+    receiver_country_postal: str
+    receiver_id: str = ""
+    foreign_payment_amount_cents: int = 0
+    foreign_trace: str = ""
+    payment_information: tuple[str, ...] = ()  # addenda 17, at most 2
+    correspondents: tuple[tuple[str, str, str, str], ...] = ()  # addenda 18: name, qualifier, id, country
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnInfo:
+    """Addenda 99 (return, code R..) or 98 (notification of change, code C..)."""
+
+    code: str
+    original_trace: str
+    original_rdfi: str  # 8 digits
+    information: str = ""  # 99: addenda information (44); 98: corrected data (29)
+    date_of_death: str = ""  # 99 only, YYMMDD
+
+
 @dataclass(slots=True)
 class EntrySpec:
     transaction_code: str
@@ -62,6 +113,8 @@ class EntrySpec:
     name: str = ""
     discretionary: str = ""
     addenda05: list[str] = field(default_factory=list)
+    returned: ReturnInfo | None = None
+    iat: IATParties | None = None
 
 
 @dataclass(slots=True)
@@ -76,6 +129,7 @@ class BatchSpec:
     discretionary: str = ""
     descriptive_date: str = ""
     entries: list[EntrySpec] = field(default_factory=list)
+    iat_header: IATHeader | None = None
 
     def add_entry(
         self,
@@ -102,6 +156,44 @@ class BatchSpec:
             list(addenda05 or []),
         )
         self.entries.append(spec)
+        return spec
+
+    def add_return(
+        self,
+        transaction_code: str,
+        rdfi_routing: str,
+        account_number: str,
+        amount_cents: int,
+        *,
+        name: str,
+        info: ReturnInfo,
+        identification: str = "",
+    ) -> EntrySpec:
+        """A return entry (addenda 99) or, in a COR batch, a notification of change (addenda 98)."""
+        if transaction_code not in C.RETURN_NOC_CODES:
+            raise PaymentFormatError("returns and NOCs use codes 21/26/31/36/41/46/51/56", code="ach_transaction_code")
+        spec = self.add_entry(
+            transaction_code, rdfi_routing, account_number, amount_cents, identification=identification, name=name
+        )
+        spec.returned = info
+        return spec
+
+    def add_iat_entry(
+        self,
+        transaction_code: str,
+        rdfi_routing: str,
+        foreign_account: str,
+        amount_cents: int,
+        parties: IATParties,
+    ) -> EntrySpec:
+        if self.iat_header is None:
+            raise PaymentFormatError("IAT entries go in an IAT batch (add_iat_batch)", code="ach_sec_code")
+        if len(parties.payment_information) > C.IAT_ADDENDA17_MAX or len(parties.correspondents) > C.IAT_ADDENDA18_MAX:
+            raise PaymentFormatError("at most two addenda 17 and five addenda 18", code="ach_addenda_count")
+        if parties.transaction_type not in C.IAT_TRANSACTION_TYPES:
+            raise PaymentFormatError("unknown IAT transaction type code", code="ach_iat_transaction_type")
+        spec = self.add_entry(transaction_code, rdfi_routing, foreign_account, amount_cents)
+        spec.iat = parties
         return spec
 
 
@@ -172,6 +264,32 @@ class FileBuilder:
         self.batches.append(spec)
         return spec
 
+    def add_iat_batch(
+        self,
+        header: IATHeader,
+        originator_identification: str,
+        entry_description: str,
+        odfi_routing: str,
+        *,
+        effective_date: date,
+        service_class_code: str | None = None,
+    ) -> BatchSpec:
+        """An IAT batch (same-day settlement does not apply to IAT)."""
+        if len(self.batches) >= FILE_BATCHES_MAX:
+            raise PaymentFormatError("too many batches in one file", code="ach_file_too_large")
+        spec = BatchSpec(
+            "IAT",
+            "",
+            originator_identification,
+            entry_description,
+            effective_date,
+            _routing(odfi_routing, "ODFI routing"),
+            service_class_code,
+            iat_header=header,
+        )
+        self.batches.append(spec)
+        return spec
+
     def _header(self) -> str:
         return (
             "101"
@@ -207,18 +325,22 @@ class FileBuilder:
             raise PaymentFormatError(f"unknown service class code '{scc[:4]}'", code="ach_service_class_code")
         odfi8 = b.odfi_routing[:8]
         header = (
-            "5"
-            + scc
-            + _alnum(b.company_name, 16, "company name")
-            + _alnum(b.discretionary, 20, "company discretionary data")
-            + _alnum(b.company_identification, 10, "company identification")
-            + b.sec
-            + _alnum(b.entry_description, 10, "company entry description")
-            + _alnum(b.descriptive_date, 6, "company descriptive date")
-            + b.effective_date.strftime("%y%m%d")
-            + "   1"
-            + odfi8
-            + _num(number, 7, "batch number")
+            self._iat_header(b, scc, number)
+            if b.iat_header is not None
+            else (
+                "5"
+                + scc
+                + _alnum(b.company_name, 16, "company name")
+                + _alnum(b.discretionary, 20, "company discretionary data")
+                + _alnum(b.company_identification, 10, "company identification")
+                + b.sec
+                + _alnum(b.entry_description, 10, "company entry description")
+                + _alnum(b.descriptive_date, 6, "company descriptive date")
+                + b.effective_date.strftime("%y%m%d")
+                + "   1"
+                + odfi8
+                + _num(number, 7, "batch number")
+            )
         )
         control = (
             "8"
@@ -233,6 +355,128 @@ class FileBuilder:
             + _num(number, 7, "batch number")
         )
         return [header, *body, control], (count, ehash, debit, credit)
+
+    @staticmethod
+    def _iat_header(b: BatchSpec, scc: str, number: int) -> str:
+        h = b.iat_header
+        if h is None:
+            raise InvariantViolation("IAT header expected")
+        return (
+            "5"
+            + scc
+            + " " * 16
+            + _alnum(h.foreign_exchange_indicator, 2, "foreign exchange indicator")
+            + _alnum(h.foreign_exchange_reference_indicator, 1, "foreign exchange reference indicator")
+            + _alnum(h.foreign_exchange_reference, 15, "foreign exchange reference")
+            + _alnum(h.iso_destination_country, 2, "ISO destination country")
+            + _alnum(b.company_identification, 10, "originator identification")
+            + "IAT"
+            + _alnum(b.entry_description, 10, "company entry description")
+            + _alnum(h.iso_originating_currency, 3, "ISO originating currency")
+            + _alnum(h.iso_destination_currency, 3, "ISO destination currency")
+            + b.effective_date.strftime("%y%m%d")
+            + "   1"
+            + b.odfi_routing[:8]
+            + _num(number, 7, "batch number")
+        )
+
+    @staticmethod
+    def _iat_lines(e: EntrySpec, routing: str, trace: str) -> list[str]:
+        p = e.iat
+        if p is None:
+            raise InvariantViolation("IAT parties expected")
+        seq = trace[8:]
+        count = 7 + len(p.payment_information) + len(p.correspondents)
+        lines = [
+            "6"
+            + e.transaction_code
+            + routing
+            + _num(count, 4, "number of addenda")
+            + " " * 13
+            + _num(e.amount_cents, 10, "amount")
+            + _alnum(e.account_number, 35, "foreign receiver account")
+            + " " * 4
+            + "1"
+            + trace,
+            "710"
+            + p.transaction_type
+            + _num(p.foreign_payment_amount_cents, 18, "foreign payment amount")
+            + _alnum(p.foreign_trace, 22, "foreign trace number")
+            + _alnum(p.receiver_name, 35, "receiver name")
+            + " " * 6
+            + seq,
+            "711"
+            + _alnum(p.originator_name, 35, "originator name")
+            + _alnum(p.originator_street, 35, "originator street")
+            + " " * 14
+            + seq,
+            "712"
+            + _alnum(p.originator_city_state, 35, "originator city/state")
+            + _alnum(p.originator_country_postal, 35, "originator country/postal code")
+            + " " * 14
+            + seq,
+            "713"
+            + _alnum(p.odfi_name, 35, "ODFI name")
+            + _alnum(p.odfi_id_qualifier, 2, "ODFI ID qualifier")
+            + _alnum(p.odfi_id, 34, "ODFI identification")
+            + _alnum(p.odfi_country, 3, "ODFI country")
+            + " " * 10
+            + seq,
+            "714"
+            + _alnum(p.rdfi_name, 35, "RDFI name")
+            + _alnum(p.rdfi_id_qualifier, 2, "RDFI ID qualifier")
+            + _alnum(p.rdfi_id, 34, "RDFI identification")
+            + _alnum(p.rdfi_country, 3, "RDFI country")
+            + " " * 10
+            + seq,
+            "715"
+            + _alnum(p.receiver_id, 15, "receiver identification")
+            + _alnum(p.receiver_street, 35, "receiver street")
+            + " " * 34
+            + seq,
+            "716"
+            + _alnum(p.receiver_city_state, 35, "receiver city/state")
+            + _alnum(p.receiver_country_postal, 35, "receiver country/postal code")
+            + " " * 14
+            + seq,
+        ]
+        for n, info in enumerate(p.payment_information, 1):
+            lines.append("717" + _alnum(info, 80, "payment related information") + _num(n, 4, "sequence") + seq)
+        for n, (name, qualifier, ident, country) in enumerate(p.correspondents, 1):
+            lines.append(
+                "718"
+                + _alnum(name, 35, "correspondent name")
+                + _alnum(qualifier, 2, "correspondent qualifier")
+                + _alnum(ident, 34, "correspondent id")
+                + _alnum(country, 3, "correspondent country")
+                + " " * 6
+                + _num(n, 4, "sequence")
+                + seq
+            )
+        return lines
+
+    @staticmethod
+    def _return_addenda(r: ReturnInfo, trace: str) -> str:
+        if r.code[:1] == "R":
+            return (
+                "799"
+                + _alnum(r.code, 3, "return reason code")
+                + _num(r.original_trace, 15, "original trace")
+                + _alnum(r.date_of_death, 6, "date of death")
+                + _num(r.original_rdfi, 8, "original RDFI")
+                + _alnum(r.information, 44, "addenda information")
+                + trace
+            )
+        return (
+            "798"
+            + _alnum(r.code, 3, "change code")
+            + _num(r.original_trace, 15, "original trace")
+            + " " * 6
+            + _num(r.original_rdfi, 8, "original RDFI")
+            + _alnum(r.information, 29, "corrected data")
+            + " " * 15
+            + trace
+        )
 
     def _entry(self, b: BatchSpec, e: EntrySpec, seq: int) -> tuple[list[str], int]:
         if e.transaction_code not in C.TRANSACTION_CODES or e.transaction_code in C.ADV_CODES:
@@ -253,6 +497,8 @@ class FileBuilder:
             raise PaymentFormatError(f"{b.sec} entries carry at most {limit} addenda 05", code="ach_addenda_count")
         routing = _routing(e.rdfi_routing, "RDFI routing")
         trace = b.odfi_routing[:8] + _num(seq, 7, "trace sequence")
+        if e.iat is not None:
+            return self._iat_lines(e, routing, trace), e.amount_cents
         if b.sec == "CTX":
             ident = (
                 _alnum(e.identification, 15, "identification number")
@@ -270,10 +516,12 @@ class FileBuilder:
             + _num(e.amount_cents, 10, "amount")
             + ident
             + _alnum(e.discretionary, 2, "discretionary data")
-            + ("1" if e.addenda05 else "0")
+            + ("1" if e.addenda05 or e.returned else "0")
             + trace
         )
         lines = [line]
+        if e.returned is not None:
+            lines.append(self._return_addenda(e.returned, trace))
         for n, text in enumerate(e.addenda05, 1):
             lines.append(
                 "705"

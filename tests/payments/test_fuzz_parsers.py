@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,3 +193,24 @@ def test_huge_repetitions_finish(fmt):
         for data in (token * (HUGE_BYTES_MAX // len(token)), seed(SEEDS[fmt]) + token * 50_000):
             check_parse(module, data)
             check_validate(module, data)
+
+
+@pytest.mark.parametrize("fmt", list(SEEDS))
+@pytest.mark.parametrize("odd", [b"\xb9", "\u0663".encode()], ids=["latin1-superscript-1", "arabic-indic-3"])
+def test_non_ascii_digit_in_every_digit_position(fmt, odd):
+    """Deterministic sweep: str.isdigit() accepts '¹' and '٣' but int() may not (a crash class
+    the random fuzzers found in the ACH and Fedwire validators)."""
+    module = module_or_skip(fmt)
+    base = seed(SEEDS[fmt])
+    crashes = []
+    for i in (i for i, b in enumerate(base) if 0x30 <= b <= 0x39):
+        data = base[:i] + odd + base[i + 1 :]
+        for call in (lambda: check_parse(module, data), lambda: check_validate(module, data)):
+            try:
+                call()
+            except Exception as exc:  # collect every site, then fail once with all of them
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                where = f"{frame.filename.rpartition('src/')[2]}:{frame.lineno}"
+                crashes.append(f"{where}: {type(exc).__name__}: {exc} (byte {i})")
+    sites = {c.split(": ", 1)[0]: c for c in crashes}  # one example per raising line
+    assert not crashes, f"{len(crashes)} crashes at {len(sites)} sites:\n" + "\n".join(sites.values())

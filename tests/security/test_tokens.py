@@ -183,3 +183,17 @@ def test_token_from_the_future_is_refused(
                                 now=utcnow() + timedelta(hours=1)).access_token
     with pytest.raises(SecurityError):
         verifier.verify(future)
+
+
+def test_signing_key_rotates_by_itself_after_key_rotation_days(
+    conn: psycopg.Connection[Any], settings: Settings, verifier: tokens.TokenVerifier
+) -> None:
+    client = tokens.create_client(conn, name="scheduled", role="teller")
+    current = tokens.issue_token(conn, settings, client.client_id, client.client_secret).access_token
+    later = utcnow() + timedelta(days=settings.security.key_rotation_days, seconds=1)
+    rotated = tokens.issue_token(conn, settings, client.client_id, client.client_secret, now=later).access_token
+    assert jwt.get_unverified_header(rotated)["kid"] != jwt.get_unverified_header(current)["kid"]
+    reasons = conn.execute("SELECT details->>'reason' FROM audit_log WHERE action = 'jwt_signing_key.rotated'"
+                           " ORDER BY id DESC LIMIT 1").fetchone()
+    assert reasons == ("scheduled",)
+    assert tokens.TokenVerifier(verifier._connect).verify(current).id == client.client_id

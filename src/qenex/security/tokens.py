@@ -198,30 +198,27 @@ def rotate_signing_key(
     return kid
 
 
-def _active_signing_key(conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> tuple[str, bytes]:
-    """The (kid, private key) that signs now; creates or rotates the key when none or too old."""
+def _active_signing_key(
+    conn: psycopg.Connection[Any], settings: Settings, now: datetime
+) -> tuple[str, bytes, datetime]:
+    """The (kid, private key, created_at) that signs now; creates or rotates the key when none or too old."""
     max_age = timedelta(days=settings.security.key_rotation_days)
-    row = conn.execute(
-        "SELECT kid, private_key_sealed, created_at FROM security_jwt_keys WHERE retired_at IS NULL"
-    ).fetchone()
+    select_active = "SELECT kid, private_key_sealed, created_at FROM security_jwt_keys WHERE retired_at IS NULL"
+    row = conn.execute(select_active).fetchone()
     if row is None or row[2] <= now - max_age:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROTATION_LOCK_ID,))
-            row = conn.execute(
-                "SELECT kid, private_key_sealed, created_at FROM security_jwt_keys WHERE retired_at IS NULL"
-            ).fetchone()
+            row = conn.execute(select_active).fetchone()
             if row is None or row[2] <= now - max_age:  # another process may have rotated meanwhile
                 _retire_active(conn, settings, now)
                 kid = _insert_signing_key(conn, settings, now)
                 audit(conn, "system", "jwt_signing_key.rotated", resource=f"jwt_key:{kid}",
                       details={"reason": "scheduled" if row is not None else "first key"})
-                row = conn.execute(
-                    "SELECT kid, private_key_sealed, created_at FROM security_jwt_keys WHERE kid = %s", (kid,)
-                ).fetchone()
+                row = conn.execute(select_active).fetchone()
     check(row is not None, "an active signing key exists after creation")
     assert row is not None  # for the type checker; check() above survives -O
     secret = require_secret(settings.security.jwt_secret, _JWT_SECRET_ENV)
-    return row[0], unseal(secret, _SEAL_PURPOSE, bytes(row[1]), row[0], _JWT_SECRET_ENV)
+    return row[0], unseal(secret, _SEAL_PURPOSE, bytes(row[1]), row[0], _JWT_SECRET_ENV), row[2]
 
 
 class _SigningCache:
@@ -229,19 +226,21 @@ class _SigningCache:
 
     def __init__(self) -> None:
         # Keyed by database, so one process talking to two databases never mixes their keys.
-        self._entries: dict[str, tuple[str, Ed25519PrivateKey, float]] = {}
+        self._entries: dict[str, tuple[str, Ed25519PrivateKey, datetime, float]] = {}
         self._lock = threading.Lock()
 
     def get(self, conn: psycopg.Connection[Any], settings: Settings, now: datetime) -> tuple[str, Ed25519PrivateKey]:
         database = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+        max_age = timedelta(days=settings.security.key_rotation_days)
         with self._lock:
             entry = self._entries.get(database)
-        if entry is not None and time.monotonic() - entry[2] < SIGNING_KEY_CACHE_TTL_S:
+        if (entry is not None and time.monotonic() - entry[3] < SIGNING_KEY_CACHE_TTL_S
+                and entry[2] > now - max_age):
             return entry[0], entry[1]
-        kid, raw = _active_signing_key(conn, settings, now)
+        kid, raw, created_at = _active_signing_key(conn, settings, now)
         key = Ed25519PrivateKey.from_private_bytes(raw)
         with self._lock:
-            self._entries[database] = (kid, key, time.monotonic())
+            self._entries[database] = (kid, key, created_at, time.monotonic())
         return kid, key
 
     def clear(self) -> None:

@@ -311,6 +311,13 @@ def test_special_characters_option() -> None:
     assert ach.validate(accented.to_string().encode("latin-1"), allow_special_characters=True).valid
 
 
+def test_require_aba_origin() -> None:
+    company_origin = build().to_string().replace(" " + ODFI + "2403", "1234567890" + "2403", 1)
+    assert ach.validate(company_origin).valid
+    assert "ach_immediate_origin" in codes(ach.validate(company_origin, require_aba_origin=True))
+    assert ach.validate(build().to_string(), RequireABAOrigin=True).valid
+
+
 def test_unknown_option_is_reported() -> None:
     report = ach.validate(build().to_string(), allow_everything=True)
     assert "ach_unknown_option" in codes(report)

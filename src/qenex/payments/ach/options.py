@@ -17,6 +17,7 @@ OPTION_DOCS: dict[str, str] = {
     "allow_missing_file_control": "accept a file without its type 9 file control record",
     "allow_missing_batch_control": "accept batches that end without a type 8 batch control record",
     "allow_partial_file": "all three above: a bare run of batches/entries (a file fragment)",
+    "require_aba_origin": "stricter: the immediate origin must be a blank and a valid 9-digit routing number",
     "bypass_origin_validation": "do not check the immediate origin (file header 14-23)",
     "bypass_destination_validation": "do not check the immediate destination (file header 4-13) routing number",
     "allow_invalid_check_digit": "accept an RDFI routing number whose check digit (3-7-1 weights) is wrong",
@@ -37,6 +38,7 @@ MOOV_OPTION_NAMES: dict[str, str] = {
     "AllowMissingFileHeader": "allow_missing_file_header",
     "AllowMissingFileControl": "allow_missing_file_control",
     "BypassOriginValidation": "bypass_origin_validation",
+    "RequireABAOrigin": "require_aba_origin",
     "BypassDestinationValidation": "bypass_destination_validation",
     "AllowInvalidCheckDigit": "allow_invalid_check_digit",
     "CustomReturnCodes": "custom_return_codes",
@@ -56,6 +58,7 @@ class AchOptions:
     allow_missing_file_control: bool = False
     allow_missing_batch_control: bool = False
     allow_partial_file: bool = False
+    require_aba_origin: bool = False
     bypass_origin_validation: bool = False
     bypass_destination_validation: bool = False
     allow_invalid_check_digit: bool = False

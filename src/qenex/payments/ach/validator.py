@@ -181,8 +181,16 @@ class _Checker:
                     "ach_routing_check_digit",
                     f"immediate destination {routing} routing number check digit mismatch",
                 )
-        if not self.opts.bypass_origin_validation and not line[13:23].strip():
+        origin = line[13:23]
+        if not self.opts.bypass_origin_validation and not origin.strip():
             self.err(h, "immediate_origin", "ach_immediate_origin", "immediate origin is required")
+        elif self.opts.require_aba_origin and not (origin[0] == " " and C.routing_valid(origin[1:])):
+            self.err(
+                h,
+                "immediate_origin",
+                "ach_immediate_origin",
+                "immediate origin must be a blank followed by a valid routing number",
+            )
         self.file_date = _yymmdd(line[23:29])
         if self.file_date is None:
             self.err(h, "file_creation_date", "ach_date", f"file creation date '{line[23:29]}' is not YYMMDD")

@@ -88,7 +88,7 @@ def test_pacs008_to_mt103_and_back_preserves_the_payment():
     assert msg.field("59").lines == ["/DE89370400440532013000", "JANE ROE"]
     assert msg.field("70").lines == ["/ROC/E2E-77", "INVOICE 2024-001"]
     assert msg.field("56A").text == "BANKNL2A" and msg.field("57A").text == "BANKFRPP"
-    assert msg.field("71A").text == "SHA" and msg.field("71F").text == "EUR10,"
+    assert msg.field("71A").text == "SHA" and msg.field("71F").text == "EUR10,00"
     assert msg.field("72").text == "/INS/BANKGB2L"
     assert msg.sender_bic == "BANKBEBBXXX" and msg.receiver_bic == "BANKDEFFXXX"
 
@@ -120,7 +120,7 @@ def test_pacs008_to_mt103_reports_what_does_not_fit():
     assert swift.validate(result.output).valid
     msg = swift.parse(result.output)
     assert msg.uetr == "0f3d7d5c-8c44-4d8e-9a0c-3f6b2a1e9b71"
-    assert msg.field("71A").text == "OUR" and msg.field("32A").text == "240502USD250,"
+    assert msg.field("71A").text == "OUR" and msg.field("32A").text == "240502USD250,00"
     assert msg.field("50K").lines[:3] == [
         "/GB33BUKB20201555555555",
         "ACME CORPORATION WITH A VERY LONG L",
@@ -175,7 +175,7 @@ def test_mt202_to_pacs009_and_back():
     assert swift.validate(back.output).valid
     msg = swift.parse(back.output)
     assert msg.field("20").text == "FI-1" and msg.field("21").text == "REL-1" and msg.uetr == UETR
-    assert msg.field("32A").text == "240201EUR5000000,"
+    assert msg.field("32A").text == "240201EUR5000000,00"
     assert msg.field("58A").lines == ["/FR7630006000011234567890189", "BANKFRPP"]
     assert msg.field("72").text == "/INS/BANKGB2L"
 
@@ -248,8 +248,8 @@ def test_camt053_to_mt940_with_and_without_an_app_header():
     report = swift.validate(bare.output)
     assert report.valid, report.issues
     msg = swift.parse(bare.output)
-    assert msg.field("60F").text == "C240114EUR100," and msg.field("62F").text == "C240116EUR1074,5"
-    assert [f.text for f in msg.all("61")] == ["2401150115D25,5NTRFNONREF//B1", "2401160116C1000,NMSCSALARY//B2"]
+    assert msg.field("60F").text == "C240114EUR100,00" and msg.field("62F").text == "C240116EUR1074,50"
+    assert [f.text for f in msg.all("61")] == ["2401150115D25,50NTRFNONREF//B1", "2401160116C1000,00NMSCSALARY//B2"]
     assert [f.text for f in msg.all("86")] == ["RENT", "SALARY JAN"]
     routed = mx.with_app_header(mx.parse(camt), mx.AppHeaderSpec(from_bic="BANKDEFFXXX", to_bic="BANKBEBBXXX"))
     fin = cv.convert(routed.to_string(), "mt940")

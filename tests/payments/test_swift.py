@@ -296,7 +296,7 @@ def test_seed_api_create_mt103_is_a_valid_fin_message():
     )
     text = str(mt103)
     assert text.startswith("{1:F01CHASUS33XXXX0000000000}{2:I103DEUTDEFFXXXXN}{3:{121:")
-    assert ":32A:" in text and "USD100000," in text and ":70:Payment for services\r\n" in text
+    assert ":32A:" in text and "USD100000,00" in text and ":70:Payment for services\r\n" in text
     assert "\r\n-}" in text
     parsed = swift.parse(text)
     assert parsed.to_string() == text
@@ -341,7 +341,7 @@ def test_builder_full_mt103_with_charges_and_stp():
         remittance_info="A" * 100,
     )
     text = str(msg)
-    assert "{119:STP}" in text and ":71F:EUR10,\r\n" in text and ":33B:EUR1010,\r\n" in text
+    assert "{119:STP}" in text and ":71F:EUR10,00\r\n" in text and ":33B:EUR1010,00\r\n" in text
     assert swift.validate(text).valid
     assert msg.field("70").value.count("\r\n") == 2  # 100 characters wrapped on 35-character lines
 
@@ -493,12 +493,12 @@ def test_create_mt940_computes_the_closing_balance():
         closing_date=date(2024, 1, 16),
     )
     text = str(msg)
-    assert ":62F:C240116EUR1074,5\r\n" in text
-    assert ":61:2401150115D25,5NTRFNONREF//B1\r\n:86:RENT\r\n" in text
+    assert ":62F:C240116EUR1074,50\r\n" in text
+    assert ":61:2401150115D25,50NTRFNONREF//B1\r\n:86:RENT\r\n" in text
     report = swift.validate(text)
     assert report.valid and not report.issues, report.issues
     summary = swift.describe(swift.parse(text))
-    assert summary["closing_balance"]["amount"] == "1074.5" and len(summary["entries"]) == 2
+    assert summary["closing_balance"]["amount"] == "1074.50" and len(summary["entries"]) == 2
 
 
 def test_create_mt950_has_no_86_and_negative_balances():
@@ -513,7 +513,7 @@ def test_create_mt950_has_no_86_and_negative_balances():
         entries=_entries(),
     )
     text = str(msg)
-    assert ":86:" not in text and ":60F:D240114USD10,\r\n" in text and ":62F:C240114USD964,5\r\n" in text
+    assert ":86:" not in text and ":60F:D240114USD10,00\r\n" in text and ":62F:C240114USD964,50\r\n" in text
     assert swift.validate(text).valid
 
 
@@ -530,13 +530,13 @@ def test_statement_rules():
             entries=_entries(),
         )
     )
-    report = swift.validate(mutate(text, ":62F:C240114EUR1074,5", ":62F:C240114USD1074,5"))
+    report = swift.validate(mutate(text, ":62F:C240114EUR1074,50", ":62F:C240114USD1074,5"))
     assert "one currency" in messages(report)
-    report = swift.validate(mutate(text, ":62F:C240114EUR1074,5", ":62F:C240114EUR1074,6"))
+    report = swift.validate(mutate(text, ":62F:C240114EUR1074,50", ":62F:C240114EUR1074,60"))
     assert report.valid and [i.code for i in report.issues] == ["mt_balance"]  # a warning
-    report = swift.validate(mutate(text, "D25,5NTRF", "D25,5XTRF"))
+    report = swift.validate(mutate(text, "D25,50NTRF", "D25,50XTRF"))
     assert "S, N or F" in messages(report)
-    report = swift.validate(mutate(text, ":61:2401150115D25,5", ":61:2401151315D25,5"))
+    report = swift.validate(mutate(text, ":61:2401150115D25,50", ":61:2401151315D25,50"))
     assert "entry date" in messages(report)
     report = swift.validate(mutate(text, ":28C:00001/00001\r\n", ""))
     assert "28C" in messages(report)

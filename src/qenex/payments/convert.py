@@ -23,6 +23,7 @@ from qenex.payments import iso20022 as mx
 from qenex.payments import swift
 from qenex.payments.common import PaymentFormatError, ValidationIssue
 from qenex.payments.swift import fields as mt_fields
+from qenex.payments.swift import rules
 from qenex.payments.swift.model import Field, Message, MessageBatch
 from qenex.payments.swift.values import (
     amount_of,
@@ -405,7 +406,7 @@ def _mt940_to_camt053(msg: Message) -> ConversionResult:
         closing_date=closing.date,
         entries=entries,
         servicer_bic=msg.sender_bic,
-        sequence_number=int(number) if number.isdigit() else None,
+        sequence_number=int(number) if number.isascii() and number.isdigit() else None,
     )
     out = mx.build_camt053([spec], msg_id=_text_of(msg, "20"))
     computed = out.statements()[0].balances[-1]
@@ -562,7 +563,10 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
         ("32A", f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}"),
     ]
     charges = _charges(msg, tx_el, sender, receiver)
-    if tx.instructed_amount is not None or charges[0] or charges[1]:
+    # 33B is mandatory with charges (C15) and between two EU/EEA banks (C2); it is then the instructed
+    # amount, or the settlement amount when the pacs.008 gives no other.
+    eu_pair = sender[4:6] in rules.EU_EEA_COUNTRIES and receiver[4:6] in rules.EU_EEA_COUNTRIES
+    if tx.instructed_amount is not None or charges[0] or charges[1] or eu_pair:
         ins_ccy = tx.instructed_currency or ccy
         fields.append(("33B", f"{ins_ccy}{swift_amount_text(tx.instructed_amount or amount)}"))
     rate = msg.r.t(tx_el, "XchgRate")

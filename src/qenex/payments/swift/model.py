@@ -129,7 +129,7 @@ class Message:
     def message_type(self) -> str:
         """ "103", "202", ... from block 2; for a bare export, "940" (or "942" when 13D/34F show it)."""
         b2 = self.block("2")
-        if b2 is not None and len(b2.raw) >= 4 and b2.raw[1:4].isdigit():
+        if b2 is not None and len(b2.raw) >= 4 and b2.raw[1:4].isascii() and b2.raw[1:4].isdigit():
             return b2.raw[1:4]
         if self.bare:
             tags = {f.tag for f in self.fields}

@@ -38,16 +38,13 @@ class FieldValueError(QenexError):
 
 
 def swift_amount_text(amount: Decimal) -> str:
-    """Decimal as SWIFT amount text: comma decimal mark, no thousands separator ("1234,5")."""
-    sign, digits, exponent = amount.as_tuple()
+    """Decimal as SWIFT amount text: comma decimal mark, no thousands separator, the decimals the
+    Decimal carries ("1234.50" -> "1234,50"; "1500" -> "1500,")."""
+    sign, _digits, exponent = amount.as_tuple()
     if sign or not isinstance(exponent, int):
         raise FieldValueError("a SWIFT amount must be a finite, non-negative number")
     text = format(amount, "f")
-    if "." in text:
-        whole, frac = text.split(".")
-        frac = frac.rstrip("0")
-    else:
-        whole, frac = text, ""
+    whole, _, frac = text.partition(".")
     return f"{int(whole)},{frac}"
 
 
@@ -89,7 +86,7 @@ def decimal_in(text: str, currency: str) -> Decimal:
 
 def date_of(yymmdd: str) -> date | None:
     """A YYMMDD date, or None when it is not a calendar date."""
-    if len(yymmdd) != 6 or not yymmdd.isdigit():
+    if len(yymmdd) != 6 or not yymmdd.isascii() or not yymmdd.isdigit():
         return None
     yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6])
     year = 2000 + yy if yy < CENTURY_PIVOT_YY else 1900 + yy

@@ -165,11 +165,13 @@ def read_message(data: str | bytes) -> FedwireMessage:
     if len(matches) > TAGS_PER_MESSAGE_MAX:
         raise PaymentFormatError(f"more than {TAGS_PER_MESSAGE_MAX} tags", code="fedwire_too_large")
     msg = FedwireMessage()
+    line_no, counted_to = 1, 0
     for i, m in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         value = text[m.end() : end].rstrip("\r\n")
         tag = m.group(1)
-        line_no = text.count("\n", 0, m.start()) + 1
+        line_no += text.count("\n", counted_to, m.start())  # incremental: one pass over the text
+        counted_to = m.start()
         spec = TAGS.get(tag)
         if spec is None:
             msg.unknown.append((tag, line_no))

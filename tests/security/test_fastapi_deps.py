@@ -213,3 +213,13 @@ def test_a_flood_of_bad_credentials_turns_into_429(
         assert before is not None and after is not None and after[0] - before[0] == 2
     finally:
         service.close()
+
+
+def test_openapi_documents_bearer_security_and_the_token_form(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/api/v1/accounts/{account_id}"]["get"]["security"] == [{"bearer": []}]
+    token = spec["paths"]["/api/v1/auth/token"]["post"]
+    form = token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form["properties"]["grant_type"]["enum"] == ["client_credentials"]
+    assert "application/problem+json" in token["responses"]["401"]["content"]

@@ -176,11 +176,48 @@ async def _token_form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in fields.items()}
 
 
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "code": {"type": "string"}, "instance": {"type": "string"},
+        "error": {"type": "string"}, "error_description": {"type": "string"}, "details": {"type": "object"},
+    },
+}
+_TOKEN_REQUEST_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object",
+            "required": ["grant_type"],
+            "properties": {
+                "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                "client_id": {"type": "string", "maxLength": 64},
+                "client_secret": {"type": "string", "maxLength": 256},
+                "scope": {"type": "string", "maxLength": 1000},
+            },
+        }}},
+    }
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json error responses a route can give."""
+    return {status: {"description": "RFC 9457 problem", "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+            for status in statuses}
+
+
+# What every route behind `require_scopes` can answer besides its own responses.
+SECURED_RESPONSES = problem_responses(401, 403, 429)
+
+
 def auth_router() -> APIRouter:
     """``POST /auth/token``, ``GET /auth/jwks``, ``POST /auth/login``, ``POST /auth/logout``."""
     router = APIRouter(prefix="/auth", tags=["auth"])
 
-    @router.post("/token", response_model=TokenResponseBody, responses={400: {}, 401: {}, 429: {}})
+    @router.post("/token", response_model=TokenResponseBody, responses=problem_responses(400, 401, 429),
+                 openapi_extra=_TOKEN_REQUEST_OPENAPI)
     async def token(request: Request) -> JSONResponse:
         """OAuth2 client-credentials grant (RFC 6749 section 4.4): form body with grant_type,
         client_id, client_secret (or HTTP Basic) and optional scope."""
@@ -199,7 +236,7 @@ def auth_router() -> APIRouter:
         """The public keys that verify access tokens (JWK Set, RFC 7517)."""
         return security_service(request).jwks()
 
-    @router.post("/login", response_model=LoginResponseBody, responses={401: {}, 403: {}, 429: {}})
+    @router.post("/login", response_model=LoginResponseBody, responses=problem_responses(401, 403, 429))
     def login(request: Request, body: LoginBody) -> JSONResponse:
         """Operator login: password and TOTP code together; returns a session token."""
         result = security_service(request).login(body.username, body.password, body.totp_code,
@@ -210,7 +247,7 @@ def auth_router() -> APIRouter:
         )
         return JSONResponse(payload.model_dump(), headers=_NO_STORE)
 
-    @router.post("/logout", status_code=204)
+    @router.post("/logout", status_code=204, responses=problem_responses(400, 401, 429))
     def logout(request: Request, principal: Principal = Depends(current_principal)) -> Response:
         """End the operator session presented in the Authorization header."""
         if principal.kind != "operator":

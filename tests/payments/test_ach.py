@@ -199,6 +199,13 @@ def test_structure_errors() -> None:
         ach.parse("hello world")
 
 
+def test_blank_account_number_is_reported() -> None:
+    f = build(entries=2)
+    line = f.batches[0].entries[0].record.line
+    report = ach.validate(rebuild(f, {0: replace(line, 13, " " * 17)}))
+    assert {(i.code, i.location) for i in report.errors} == {("ach_required", "line 3 entry_detail.dfi_account_number")}
+
+
 def test_sec_specific_rules() -> None:
     tel = build("TEL", entries=1, debit=True)
     assert ach.validate(tel).valid

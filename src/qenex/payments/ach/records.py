@@ -47,6 +47,7 @@ class Record:
     __slots__ = ("line", "line_no")
     record_name: ClassVar[str] = "record"
     fields: ClassVar[tuple[F, ...]] = ()
+    mandatory: ClassVar[tuple[F, ...]] = ()  # the "M" fields: must not be blank
 
     def __init__(self, line: str, line_no: int = 0) -> None:
         self.line = line
@@ -60,6 +61,7 @@ class Record:
                 if isinstance(value, F):
                     found[name] = value
         cls.fields = tuple(sorted(found.values(), key=lambda f: f.start))
+        cls.mandatory = tuple(f for f in cls.fields if f.kind == "M")
 
     def to_dict(self) -> dict[str, str]:
         return {f.name: self.line[f.start : f.end].rstrip() for f in self.fields if f.kind != "R"}

@@ -330,6 +330,10 @@ class _Checker:
         if pattern.fullmatch(line) is None or not line.isascii() or not line.isprintable():
             self.fields(rec)
             self.charset(rec)
+        else:  # the pattern proves the numeric fields; required text fields are checked here
+            for f in rec.mandatory:
+                if not line[f.start : f.end].strip():
+                    self.err(rec, f.name, "ach_required", f"{f.name} is required")
         a, b = rec.amount_slice
         amount = line[a:b]
         cents = int(amount) if amount.isdigit() else 0

@@ -197,6 +197,8 @@ def _checkpoint_message(cp_id: int, last_id: int, last_hash: bytes, created: dat
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
 _TAIL_SQL = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1"
+# Lock and read the tail in one round trip (simple-query protocol; both numbers are constants).
+_LOCK_AND_TAIL_SQL = f"SELECT pg_advisory_xact_lock({_LOCK_NAMESPACE}, {_CHAIN_LOCK_ID}); {_TAIL_SQL}"
 _INSERT_SQL = (
     "INSERT INTO audit_log (id, occurred_at, actor, action, resource, outcome, source_ip, details, prev_hash, hash)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -319,16 +321,29 @@ async def _join_transaction_async(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(_LOCK_SQL, (_LOCK_NAMESPACE, _CHAIN_LOCK_ID))
 
 
+def _append_sync(conn: psycopg.Connection[Any], fields: _Fields) -> int:
+    cur = conn.execute(_LOCK_AND_TAIL_SQL)
+    cur.nextset()
+    record_id, prev = _next(cur.fetchone())
+    ts = datetime.now(UTC)
+    digest = _record_hash(prev, record_id, ts, fields)
+    conn.execute(_INSERT_SQL, _insert_params(record_id, ts, fields, prev, digest))
+    return record_id
+
+
 def record_event_sync(conn: psycopg.Connection[Any], event: AuditEvent) -> int:
-    """Append ``event`` inside the caller's transaction (a savepoint if one is open). Returns its id."""
+    """Append ``event`` inside the caller's transaction and return its id.
+
+    Without autocommit the record joins the caller's transaction (opened by psycopg if idle) and
+    commits or rolls back with it; if the insert fails, that transaction is aborted, so nothing
+    the caller did can commit without its audit record. In autocommit mode it is its own transaction.
+    """
     fields = _normalize(event)
-    _join_transaction(conn)
-    with conn.transaction():
-        conn.execute(_LOCK_SQL, (_LOCK_NAMESPACE, _CHAIN_LOCK_ID))
-        record_id, prev = _next(conn.execute(_TAIL_SQL).fetchone())
-        ts = datetime.now(UTC)
-        digest = _record_hash(prev, record_id, ts, fields)
-        conn.execute(_INSERT_SQL, _insert_params(record_id, ts, fields, prev, digest))
+    if conn.autocommit:
+        with conn.transaction():
+            record_id = _append_sync(conn, fields)
+    else:
+        record_id = _append_sync(conn, fields)
     if record_id % CHECKPOINT_INTERVAL_RECORDS == 0:
         _auto_checkpoint_sync(conn)
     return record_id
@@ -370,18 +385,24 @@ def checkpoint(conn: psycopg.Connection[Any], *, provider: MasterKeyProvider | N
 # -- writing (async) -----------------------------------------------------------------------------
 
 
+async def _append_async(conn: psycopg.AsyncConnection[Any], fields: _Fields) -> int:
+    cur = await conn.execute(_LOCK_AND_TAIL_SQL)
+    cur.nextset()
+    record_id, prev = _next(await cur.fetchone())
+    ts = datetime.now(UTC)
+    digest = _record_hash(prev, record_id, ts, fields)
+    await conn.execute(_INSERT_SQL, _insert_params(record_id, ts, fields, prev, digest))
+    return record_id
+
+
 async def record_event(conn: psycopg.AsyncConnection[Any], event: AuditEvent) -> int:
     """Async twin of ``record_event_sync``."""
     fields = _normalize(event)
-    await _join_transaction_async(conn)
-    async with conn.transaction():
-        await conn.execute(_LOCK_SQL, (_LOCK_NAMESPACE, _CHAIN_LOCK_ID))
-        cur = await conn.execute(_TAIL_SQL)
-        record_id, prev = _next(await cur.fetchone())
-        ts = datetime.now(UTC)
-        await conn.execute(
-            _INSERT_SQL, _insert_params(record_id, ts, fields, prev, _record_hash(prev, record_id, ts, fields))
-        )
+    if conn.autocommit:
+        async with conn.transaction():
+            record_id = await _append_async(conn, fields)
+    else:
+        record_id = await _append_async(conn, fields)
     if record_id % CHECKPOINT_INTERVAL_RECORDS == 0:
         try:
             await checkpoint_async(conn)

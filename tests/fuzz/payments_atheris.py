@@ -22,7 +22,7 @@ with atheris.instrument_imports():
     from qenex.payments.detect import detect_format
 
     TARGETS = []
-    for _name in ("swift", "iso20022", "ach", "fedwire"):
+    for _name in ("swift", "iso20022", "ach", "fedwire", "cards"):
         try:
             TARGETS.append(importlib.import_module(f"qenex.payments.{_name}"))
         except ImportError as _exc:  # a format still being written: fuzz the others

@@ -214,3 +214,68 @@ def test_non_ascii_digit_in_every_digit_position(fmt, odd):
                 crashes.append(f"{where}: {type(exc).__name__}: {exc} (byte {i})")
     sites = {c.split(": ", 1)[0]: c for c in crashes}  # one example per raising line
     assert not crashes, f"{len(crashes)} crashes at {len(sites)} sites:\n" + "\n".join(sites.values())
+
+
+# ---------------------------------------------------------------- ISO 8583 (cards)
+
+ISO8583_FIELDS = {
+    2: "4111111111111111", 3: "000000", 4: "000000001000", 7: "0115103000", 11: "000123", 12: "103000",
+    13: "0115", 14: "2712", 22: "012", 37: "240150000123", 41: "TERM0001", 42: "MERCHANT0000001", 49: "840",
+}
+ISO8583_LLVAR = {2}
+
+
+def iso8583_seed() -> bytes:
+    """An 0100 authorization request encoded by hand from ISO 8583:1987: ASCII MTI, binary
+    primary bitmap (bit 1 = field 1, most significant first), ASCII fields, LLVAR as 2 digits."""
+    bitmap = bytearray(8)
+    body = b""
+    for number in sorted(ISO8583_FIELDS):
+        bitmap[(number - 1) // 8] |= 0x80 >> ((number - 1) % 8)
+        value = ISO8583_FIELDS[number].encode("ascii")
+        body += (b"%02d" % len(value) if number in ISO8583_LLVAR else b"") + value
+    return b"0100" + bytes(bitmap) + body
+
+
+def cards_or_skip() -> Any:
+    try:
+        from qenex.payments import cards
+    except ImportError as exc:
+        pytest.skip(f"cards not fuzzed: {exc}")
+    return cards
+
+
+def test_iso8583_seed_is_decoded_field_by_field():
+    cards = cards_or_skip()
+    msg = cards.parse(iso8583_seed())
+    assert msg.mti == "0100"
+    assert {int(k): v for k, v in msg.fields.items() if k.isdigit() and int(k) > 1} == ISO8583_FIELDS
+    report = cards.validate(iso8583_seed())
+    assert report.valid, [str(i) for i in report.errors]
+
+
+@FUZZ
+@given(data=st.one_of(mutated(iso8583_seed()), st.binary(max_size=600), st.builds(bytes.hex, mutated(iso8583_seed()))))
+def test_fuzz_iso8583_decode(data):
+    cards = cards_or_skip()
+    check_parse(cards, data)
+    check_validate(cards, data)
+
+
+@FUZZ
+@given(pan=st.text(max_size=40), expiry=st.one_of(st.none(), st.text(max_size=8)))
+def test_fuzz_validate_pan(pan, expiry):
+    cards = cards_or_skip()
+    report = bounded(lambda: cards.validate_pan(pan, expiry=expiry))
+    assert isinstance(report, ValidationReport)
+    digits = "".join(ch for ch in pan if ch.isascii() and ch.isdigit())
+    if len(digits) >= 12:  # a PAN-like number: never echoed in full (PCI DSS 3.4: at most BIN + last 4)
+        assert all(digits not in str(i) for i in report.issues)
+
+
+@pytest.mark.parametrize("pan", ["4111111111111112", "5500 0000 0000 0004", "378282246310005"])
+def test_pan_reports_are_masked(pan):
+    cards = cards_or_skip()
+    digits = pan.replace(" ", "")
+    report = cards.validate_pan(pan, expiry="01/20")
+    assert all(digits not in str(i) and digits[6:-4] not in str(i) for i in report.issues)

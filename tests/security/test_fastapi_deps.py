@@ -139,6 +139,10 @@ def test_oauth2_token_endpoint_and_bearer_jwt(client: TestClient, conn: psycopg.
     assert via_basic.status_code == 200
     bad = client.post("/api/v1/auth/token", data=dict(form, client_secret="nope"))
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+    # The refusal is in the audit trail even though the request failed (pooled, non-autocommit connection).
+    outcomes = conn.execute("SELECT outcome FROM audit_log WHERE actor = %s AND action = 'oauth.token' ORDER BY id",
+                            (f"client:{registered.client_id}",)).fetchall()
+    assert [o[0] for o in outcomes] == ["success", "success", "failure"]
     assert client.post("/api/v1/auth/token", data=dict(form, grant_type="password")).status_code == 400
     assert client.post("/api/v1/auth/token", data=dict(form, scope="admin")).json()["error"] == "invalid_scope"
     assert client.post("/api/v1/auth/token", json=form).status_code == 400

@@ -197,3 +197,14 @@ def test_signing_key_rotates_by_itself_after_key_rotation_days(
                            " ORDER BY id DESC LIMIT 1").fetchone()
     assert reasons == ("scheduled",)
     assert tokens.TokenVerifier(verifier._connect).verify(current).id == client.client_id
+
+
+def test_credential_checks_refuse_to_run_inside_a_callers_transaction(
+    security_db_url: str, settings: Settings
+) -> None:
+    from qenex.kernel.errors import InvariantViolation
+
+    with psycopg.connect(security_db_url) as inside:  # not autocommit
+        inside.execute("SELECT 1")
+        with pytest.raises(InvariantViolation):
+            tokens.issue_token(inside, settings, "qnc_0000000000000000", "secret")

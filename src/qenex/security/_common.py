@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 
+from qenex.kernel.errors import check
 from qenex.security.errors import bad_request
 
 # Something that lends a connection for the duration of a `with` block (psycopg_pool's
@@ -23,6 +24,18 @@ _DURATION_RE = re.compile(r"^\s*(\d{1,7})\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 SOURCE_IP_CHARS_MAX = 64
 ACTOR_CHARS_MAX = 120
+
+
+def standalone_transaction(conn: psycopg.Connection[Any]) -> AbstractContextManager[psycopg.Transaction]:
+    """A transaction that really commits when its block ends.
+
+    Refuses to start inside a caller's transaction: a failed login or token request must leave
+    its audit record and failure count even though the call then raises, and a caller's later
+    rollback would erase them.
+    """
+    check(conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE,
+          "security writes need a connection that is not inside a transaction")
+    return conn.transaction()
 
 
 def utcnow() -> datetime:

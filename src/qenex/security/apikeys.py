@@ -249,6 +249,8 @@ def rotate_key(
     revoked now, or keeps working for ``grace`` so clients can switch without downtime."""
     now = now or utcnow()
     with conn.transaction():
+        # Row lock: two concurrent rotations of one key must not both issue a replacement.
+        conn.execute("SELECT 1 FROM security_api_keys WHERE id = %s FOR UPDATE", (_check_id(key_id),))
         old = get_key(conn, key_id)
         if old.status(now) != "active":
             raise bad_request(f"key {key_id} is {old.status(now)} and cannot be rotated")

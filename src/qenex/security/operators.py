@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 
 from qenex.config import Settings
 from qenex.security import rbac, sessions, totp
-from qenex.security._common import audit, clip, utcnow
+from qenex.security._common import audit, clip, standalone_transaction, utcnow
 from qenex.security._sealing import require_secret, seal, unseal
 from qenex.security.errors import (
     ACCOUNT_LOCKED,
@@ -185,7 +185,7 @@ def login(
         username = _check_username(username)
     except SecurityError:
         raise SecurityError(INVALID_CREDENTIALS, "username, password or code is wrong") from None
-    with conn.transaction():
+    with standalone_transaction(conn):
         outcome = _attempt(conn, settings, username, password, totp_code.strip(), source_ip, now)
     if isinstance(outcome, SecurityError):
         raise outcome

@@ -29,7 +29,7 @@ from psycopg.rows import dict_row
 from qenex.config import Settings
 from qenex.kernel.errors import check
 from qenex.security import rbac
-from qenex.security._common import ConnectionSource, audit, clip, utcnow
+from qenex.security._common import ConnectionSource, audit, clip, standalone_transaction, utcnow
 from qenex.security._sealing import require_secret, seal, unseal
 from qenex.security.errors import (
     INVALID_CLIENT,
@@ -276,9 +276,8 @@ def _load_client(conn: psycopg.Connection[Any], client_id: str) -> dict[str, Any
 
 
 def _deny(conn: psycopg.Connection[Any], client_id: str, reason: str, source_ip: str | None) -> None:
-    with conn.transaction():
-        audit(conn, f"client:{clip(client_id, 40)}", "oauth.token", resource="oauth/token",
-              outcome="failure", source_ip=source_ip, details={"reason": reason})
+    audit(conn, f"client:{clip(client_id, 40)}", "oauth.token", resource="oauth/token", outcome="failure",
+          source_ip=source_ip, details={"reason": reason})
 
 
 def issue_token(
@@ -295,21 +294,32 @@ def issue_token(
     """RFC 6749 4.4: authenticate the client, then sign a token for the requested (or all its) scopes.
 
     Failures raise ``invalid_client`` (401), ``invalid_scope`` (400) or ``unsupported_grant_type`` (400)
-    and are recorded in the audit trail.
+    and are recorded in the audit trail. ``conn`` must not be inside a caller's transaction.
     """
-    now = now or utcnow()
     if grant_type != GRANT_TYPE:
         raise SecurityError(INVALID_GRANT, "only the client_credentials grant is supported")
+    with standalone_transaction(conn):
+        outcome = _issue(conn, settings, client_id, client_secret, scope, source_ip, now or utcnow())
+    if isinstance(outcome, SecurityError):
+        raise outcome
+    return outcome
+
+
+def _issue(
+    conn: psycopg.Connection[Any], settings: Settings, client_id: str, client_secret: str, scope: str | None,
+    source_ip: str | None, now: datetime,
+) -> TokenResponse | SecurityError:
+    """Inside the transaction; returns the error instead of raising so that its audit record commits."""
     client = _load_client(conn, client_id)
     ok = verify_secret(client["secret_hash"] if client else None, client_secret)
     if client is None or not ok or client["revoked_at"] is not None:
         _deny(conn, client_id, "bad credentials or revoked client", source_ip)
-        raise SecurityError(INVALID_CLIENT, "client authentication failed")
+        return SecurityError(INVALID_CLIENT, "client authentication failed")
     try:
         granted = _parse_scope(scope, tuple(client["scopes"]))
-    except SecurityError:
+    except SecurityError as exc:
         _deny(conn, client_id, "scope not allowed", source_ip)
-        raise
+        return exc
     kid, key = _SIGNING_CACHE.get(conn, settings, now)
     ttl = settings.security.token_ttl_seconds
     issued_at = int(now.timestamp())
@@ -321,9 +331,8 @@ def issue_token(
     if client["owner_id"] is not None:
         claims["owner_id"] = client["owner_id"]
     token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
-    with conn.transaction():
-        audit(conn, f"client:{client_id}", "oauth.token", resource="oauth/token", source_ip=source_ip,
-              details={"scope": claims["scope"], "kid": kid, "jti": claims["jti"]})
+    audit(conn, f"client:{client_id}", "oauth.token", resource="oauth/token", source_ip=source_ip,
+          details={"scope": claims["scope"], "kid": kid, "jti": claims["jti"]})
     return TokenResponse(access_token=token, expires_in=ttl, scope=claims["scope"])
 
 

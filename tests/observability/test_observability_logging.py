@@ -17,6 +17,7 @@ from qenex.observability.logging import (
     configure_logging,
     get_request_id,
     request_context,
+    uvicorn_log_config,
 )
 
 
@@ -97,3 +98,30 @@ def test_request_id_middleware(stream: io.StringIO) -> None:
     assert hostile.headers["x-request-id"] != "bad id" and " " not in hostile.headers["x-request-id"]
     ids = [line["request_id"] for line in _lines(stream) if line["msg"] == "ping"]
     assert ids == ["client-id-1", made.headers["x-request-id"], hostile.headers["x-request-id"]]
+
+
+def test_uvicorn_loggers_share_redaction_and_format() -> None:
+    import logging.config
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buf = io.StringIO()
+    config = uvicorn_log_config(load_settings({}, environ={}))
+    config["handlers"]["qenex-root"]["stream"] = buf  # dictConfig passes it to StreamHandler
+    access = logging.getLogger("uvicorn.access")
+    saved_access = (list(access.handlers), access.propagate, access.level)
+    try:
+        logging.config.dictConfig(config)
+        with request_context("rid-9"):
+            # uvicorn's access line format, with a secret in the query string
+            access.info('%s - "%s %s HTTP/%s" %d', "10.0.0.1:5000", "GET", "/x?api_key=sekrit123&a=1", "1.1", 200)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)
+        access.handlers, access.propagate, access.level = saved_access[0], saved_access[1], saved_access[2]
+    line = json.loads(buf.getvalue().splitlines()[-1])
+    assert line["logger"] == "uvicorn.access" and line["request_id"] == "rid-9"
+    assert "sekrit123" not in line["msg"] and "a=1" in line["msg"]

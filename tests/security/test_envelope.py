@@ -252,3 +252,39 @@ def test_limits(env: Envelope) -> None:
     assert exc.value.code == "invalid_request"
     with pytest.raises(EnvelopeError):
         env.encrypt(b"x", b"", purpose="bad purpose!")
+
+
+def test_concurrent_first_use_creates_one_data_key(db: str, master_b64: str) -> None:
+    """Several processes (here: threads with their own Envelope) starting at once agree on one
+    master version and one data-key generation."""
+    import threading
+
+    blobs: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            own = Envelope(db, EnvKeyProvider(master_b64))
+            blobs.append(own.encrypt(b"v", b""))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM security_master_keys").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM security_data_keys").fetchone() == (1,)
+    assert len({b[1:9] for b in blobs}) == 1
+
+
+def test_caller_mistakes_are_4xx_faults_are_5xx(env: Envelope) -> None:
+    with pytest.raises(EnvelopeError) as exc:
+        env.encrypt(b"x", b"", purpose="no spaces allowed")
+    assert (exc.value.code, exc.value.http_status) == ("invalid_request", 400)
+    with pytest.raises(EnvelopeError) as exc:
+        env.decrypt(env.encrypt(b"x", b"a"), b"b")
+    assert (exc.value.code, exc.value.http_status) == ("decryption_failed", 500)

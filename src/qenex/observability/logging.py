@@ -30,6 +30,7 @@ REQUEST_ID_HEADER = "x-request-id"
 REQUEST_ID_CHARS_MAX = 64
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _HANDLER_NAME = "qenex-root"
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 request_id_var: ContextVar[str | None] = ContextVar("qenex_request_id", default=None)
 
@@ -121,10 +122,40 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     if settings.observability.log_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(_PlainFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        handler.setFormatter(_PlainFormatter(PLAIN_FORMAT))
     root.addHandler(handler)
     root.setLevel(settings.observability.log_level)
     return handler
+
+
+def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` mapping for ``uvicorn.run(..., log_config=...)``: uvicorn's
+    own loggers (including the access log, whose query strings may carry secrets) go through the
+    same redaction filter and formatter as QENEX's."""
+    formatter: dict[str, Any] = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if settings.observability.log_json
+        else {"()": f"{__name__}._PlainFormatter", "fmt": PLAIN_FORMAT}
+    )
+    handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+        "formatter": "qenex",
+        "filters": ["redact"],
+    }
+    level = settings.observability.log_level
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": f"{__name__}.RedactionFilter"}},
+        "formatters": {"qenex": formatter},
+        "handlers": {_HANDLER_NAME: handler},
+        "loggers": {
+            name: {"handlers": [_HANDLER_NAME], "level": level, "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+        "root": {"handlers": [_HANDLER_NAME], "level": level},
+    }
 
 
 # -- ASGI ----------------------------------------------------------------------------------------

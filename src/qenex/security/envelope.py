@@ -78,10 +78,16 @@ ENCRYPTED_VALUE_KEY = "$enc"
 
 
 class EnvelopeError(QenexError):
-    """A ciphertext is malformed, was tampered with, or its data key is unavailable."""
+    """A ciphertext is malformed, was tampered with, or its data key is unavailable (a server-side
+    fault, 500); or the caller passed something unusable (``invalid_request``, 400)."""
 
     code = "decryption_failed"
     http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        if self.code == "invalid_request":
+            self.http_status = 400
 
 
 def aad_for(table: str, column: str, row_id: object) -> bytes:

@@ -179,3 +179,27 @@ def test_operator_creation_rules(conn: psycopg.Connection[Any], settings: Settin
     with pytest.raises(SecurityError) as info:
         operators.create_operator(conn, no_secret, username="someone", password=PASSWORD, role="teller")
     assert info.value.code == "security_not_configured"
+
+
+def test_concurrent_failed_attempts_are_counted_one_by_one(security_db_url: str, settings: Settings,
+                                                          conn: psycopg.Connection[Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    op = new_operator(conn, settings)
+    attempts = settings.security.max_login_attempts + 3
+
+    def attempt(_: int) -> str:
+        with psycopg.connect(security_db_url, autocommit=True) as own:
+            try:
+                operators.login(own, settings, username=op.username, password="wrong password!!", totp_code="000000")
+            except SecurityError as exc:
+                return exc.code
+        return "logged_in"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = sorted(pool.map(attempt, range(attempts)))
+    assert codes.count("invalid_credentials") == settings.security.max_login_attempts - 1
+    assert codes.count("account_locked") == attempts - settings.security.max_login_attempts + 1
+    row = conn.execute("SELECT failed_attempts, locked_at IS NOT NULL FROM security_operators WHERE id = %s",
+                       (op.id,)).fetchone()
+    assert row == (settings.security.max_login_attempts, True)

@@ -51,17 +51,18 @@ class SecurityService:
     def authenticate(self, authorization: str | None, *, source_ip: str | None = None,
                      now: datetime | None = None) -> rbac.Principal:
         """The principal behind ``Authorization: Bearer <credential>``; 401, or 429 when over a limit."""
-        self.limits.ip.check(f"ip:{source_ip or 'unknown'}")
+        ip_key = f"ip:{source_ip or 'unknown'}"
+        self.limits.screen(ip_key)
         credential = _bearer(authorization)
         kind = _credential_kind(credential)
         try:
             principal = self._verify(kind, credential, now)
         except SecurityError as exc:
             # Over the refusal limit: answer 429 without another audit write (see ApiRateLimits).
-            self.limits.auth_failures.check(f"ip:{source_ip or 'unknown'}")
+            self.limits.auth_failures.check(ip_key)
             self._record_refusal(kind, credential, source_ip)
             raise SecurityError(INVALID_TOKEN, exc.message) from None
-        self.limits.principal.check(principal.actor)
+        self.limits.admit(ip_key, principal.actor)
         return principal
 
     def _verify(self, kind: str, credential: str, now: datetime | None) -> rbac.Principal:

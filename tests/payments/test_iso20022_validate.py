@@ -4,7 +4,6 @@ bounded parsing that only ever raises PaymentFormatError."""
 from __future__ import annotations
 
 import csv
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -200,14 +199,13 @@ def test_external_entities_are_refused(tmp_path: Path):
     assert not report.valid and "TOP-SECRET" not in str(report.to_dict())
 
 
-def test_entity_expansion_bomb_is_refused_fast():
+def test_entity_expansion_bomb_is_refused():
     bomb = '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
     bomb += "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8))
     bomb += "]><Document>&i;</Document>"
-    start = time.perf_counter()
-    with pytest.raises(PaymentFormatError):
+    with pytest.raises(PaymentFormatError) as err:
         iso.parse(bomb)
-    assert time.perf_counter() - start < 1.0
+    assert err.value.code == "iso20022_dtd_forbidden"
 
 
 def test_excessive_nesting_is_refused():

@@ -321,3 +321,19 @@ def test_fuzz_sepa_validate_never_raises(cut, junk):
 def test_unknown_scheme_is_reported():
     report = sepa.validate(seed_sct().to_xml(), scheme="SEPA_MAGIC")
     assert [i.code for i in report.errors] == ["sepa_unknown_scheme"]
+
+
+def test_large_interbank_file_with_many_errors():
+    # 5,000 pacs.008 transactions, each with an error: the report is capped, and per-transaction
+    # work never searches the whole message body (that was quadratic; pytest-timeout guards it).
+    debtor = iso.PartySpec(name="Max", iban=DE_IBAN, agent_bic="COBADEFFXXX")
+    creditor = iso.PartySpec(name="Pierre", iban=FR_IBAN, agent_bic="BNPAFRPPXXX")
+    txs = [
+        iso.CreditTransfer(amount="1.00", currency="EUR", debtor=debtor, creditor=creditor, end_to_end_id=f"E{i}")
+        for i in range(5000)
+    ]
+    msg = iso.build_pacs008(txs, instructing_agent_bic="COBADEFFXXX", instructed_agent_bic="BNPAFRPPXXX")
+    text = msg.to_string().replace('Ccy="EUR">1.00<', 'Ccy="EUR">1.001<')
+    report = sepa.validate(text)
+    assert len(report.issues) == 1000  # capped: ERRORS_PER_REPORT_MAX
+    assert report.issues[0].code == "iso20022_amount_precision"

@@ -20,7 +20,7 @@ from typing import Final
 from lxml import etree
 from stdnum.iso7064 import mod_97_10
 
-from qenex.payments.common import PaymentFormatError, ValidationReport
+from qenex.payments.common import ERRORS_PER_REPORT_MAX, PaymentFormatError, ValidationReport
 from qenex.payments.iso20022 import (
     CreditTransfer,
     DirectDebit,
@@ -47,6 +47,7 @@ SEQUENCE_TYPES: Final = frozenset({"FRST", "RCUR", "OOFF", "FNAL"})
 SDD_SCHEMES: Final = frozenset({"CORE", "B2B"})
 SCHEMES: Final = frozenset({"SCT", "SCT_INST", "SDD_CORE", "SDD_B2B"})
 REMITTANCE_CHARS_MAX: Final = 140
+IDENTIFIER_CACHE_MAX: Final = 100_000  # distinct IBANs/BICs remembered while checking one file
 CREDITOR_ID_CHARS_MAX: Final = 35
 
 # EPC217-08: the basic Latin set every SEPA participant must support.
@@ -157,8 +158,12 @@ class _SepaChecker:
         self.msg, self.report, self.scheme = msg, report, scheme
         self.r = msg.r
         self.debit = msg.family in ("pain.008", "pacs.003")
+        # The same IBAN/BIC recurs across a file (a debtor in every transaction): check each once.
+        self._ids_seen: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     def add(self, code: str, message: str, el: etree._Element | None, severity: str = "error") -> None:
+        if len(self.report.issues) >= ERRORS_PER_REPORT_MAX:
+            return  # the report is full; locating more issues would only cost time
         self.report.add(code, message, where(el) if el is not None else "", severity)
 
     def run(self) -> None:
@@ -184,8 +189,8 @@ class _SepaChecker:
         elif name == "IBAN":
             self._check_iban(el, text)
         elif name in ("BIC", "BICFI") and text:
-            for issue in validate_bic(text).errors:
-                self.add(issue.code, issue.message, el)
+            for code, message in self._identifier_issues("BIC", text):
+                self.add(code, message, el)
         elif name == "ChrgBr" and text != "SLEV":
             self.add("sepa_charge_bearer", f"SEPA charge bearer must be SLEV, not {text[:8]}", el)
         elif name == "SvcLvl" and self.r.t(el, "Cd") not in (None, "SEPA"):
@@ -197,9 +202,19 @@ class _SepaChecker:
             for issue in validate_creditor_identifier(ci).errors:
                 self.add(issue.code, issue.message, el)
 
+    def _identifier_issues(self, kind: str, text: str) -> list[tuple[str, str]]:
+        key = (kind, text)
+        found = self._ids_seen.get(key)
+        if found is None:
+            report = validate_iban(text) if kind == "IBAN" else validate_bic(text)
+            found = [(i.code, i.message) for i in report.errors]
+            if len(self._ids_seen) < IDENTIFIER_CACHE_MAX:
+                self._ids_seen[key] = found
+        return found
+
     def _check_iban(self, el: etree._Element, text: str) -> None:
-        for issue in validate_iban(text).errors:
-            self.add(issue.code, issue.message, el)
+        for code, message in self._identifier_issues("IBAN", text):
+            self.add(code, message, el)
         if text[:2].upper() not in SEPA_COUNTRIES:
             self.add("sepa_country", f"IBAN country {text[:2]} is outside the SEPA schemes' scope", el)
 
@@ -213,7 +228,7 @@ class _SepaChecker:
     def _scheme_of(self, tx: etree._Element) -> str:
         if self.scheme:
             return self.scheme
-        parent = tx.getparent()
+        parent = _payment_info(tx)
         lcl = self.r.t(tx, "PmtTpInf/LclInstrm/Cd") or self.r.t(parent, "PmtTpInf/LclInstrm/Cd")
         if self.debit:
             return "SDD_B2B" if lcl == "B2B" else "SDD_CORE"
@@ -243,7 +258,7 @@ class _SepaChecker:
 
     def _check_mandate(self, tx: etree._Element, scheme: str) -> None:
         r = self.r
-        parent = tx.getparent()
+        parent = _payment_info(tx)
         seq_el = r.f(tx, "PmtTpInf/SeqTp")
         if seq_el is None:
             seq_el = r.f(parent, "PmtTpInf/SeqTp")
@@ -279,6 +294,13 @@ class _SepaChecker:
             self.add("sepa_mandate_date", f"mandate signed {signed} after the collection date {due}", signed_el)
         if r.f(tx, "DrctDbtTx/CdtrSchmeId") is None and r.f(parent, "CdtrSchmeId") is None:
             self.add("sepa_creditor_id", "a SEPA direct debit needs the creditor identifier (CdtrSchmeId)", tx)
+
+
+def _payment_info(tx: etree._Element) -> etree._Element | None:
+    """The enclosing PmtInf (pain.001/pain.008), or None: in pacs messages the parent is the
+    message body holding every transaction, and searching it per transaction would be quadratic."""
+    parent = tx.getparent()
+    return parent if parent is not None and local(parent.tag) == "PmtInf" else None
 
 
 def _date(text: str | None) -> date | None:

@@ -504,9 +504,7 @@ class Iso20022Message:
             creditor_agent_instructions=self._instructions(tx, "InstrForCdtrAgt"),
             next_agent_instructions=self._instructions(tx, "InstrForNxtAgt"),
             regulatory_reporting=tuple(x.text.strip() for x in r.all(tx, "RgltryRptg/Dtls/Inf") if x.text),
-            settlement_time_request=tuple(
-                (local(x.tag), x.text.strip()) for x in r.all(tx, "SttlmTmReq/*") if x.text
-            ),
+            settlement_time_request=tuple((local(x.tag), x.text.strip()) for x in r.all(tx, "SttlmTmReq/*") if x.text),
             exchange_rate=_dec(r.t(tx, "XchgRate")),
             charges=tuple(
                 (

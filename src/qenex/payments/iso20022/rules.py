@@ -11,7 +11,7 @@ from typing import Final
 from lxml import etree
 
 from qenex.kernel.currencies import get_currency
-from qenex.payments.common import ValidationReport
+from qenex.payments.common import ERRORS_PER_REPORT_MAX, ValidationReport
 from qenex.payments.iso20022.identifiers import iban_checksum_ok
 from qenex.payments.iso20022.model import TX_ELEMENTS, Iso20022Message, _dec
 from qenex.payments.iso20022.xmlsafe import local, shown, where
@@ -69,8 +69,15 @@ def _check_ibans(msg: Iso20022Message, report: ValidationReport) -> None:
     # (scheme validators such as qenex.payments.sepa make it an error).
     tag = f"{{{msg.namespace}}}IBAN" if msg.namespace else "IBAN"
     for el in msg.body.iter(tag):  # type: ignore[union-attr]
+        if _full(report):
+            return
         if not iban_checksum_ok((el.text or "").strip()):
             report.add("iban_invalid", "IBAN check digits are wrong (ISO 13616 mod 97)", where(el), "warning")
+
+
+def _full(report: ValidationReport) -> bool:
+    """A full report drops further issues: stop locating them (XPath building costs per issue)."""
+    return len(report.issues) >= ERRORS_PER_REPORT_MAX
 
 
 def _tx_amount(msg: Iso20022Message, tx: etree._Element) -> Decimal | None:
@@ -173,6 +180,8 @@ def _check_total_settlement(
 def _check_payment_info_counts(msg: Iso20022Message, report: ValidationReport) -> None:
     r = msg.r
     for pmt in r.all(msg.body, "PmtInf"):
+        if _full(report):
+            return
         txs = [c for c in pmt if local(c.tag) in TX_ELEMENTS]
         pid = r.t(pmt, "PmtInfId") or "?"
         _compare_count_sum(msg, pmt, txs, report, f"payment information {pid!r}")
@@ -184,6 +193,8 @@ def _check_unique_ids(msg: Iso20022Message, txs: list[etree._Element], report: V
         holders = r.all(msg.body, "PmtInf") if path == "PmtInfId" else txs
         seen: dict[str, etree._Element] = {}
         for holder in holders:
+            if _full(report):
+                return
             el = r.f(holder, path)
             value = (el.text or "").strip() if el is not None else ""
             if not value or value.upper() == NOT_PROVIDED:
@@ -201,6 +212,8 @@ def _check_unique_ids(msg: Iso20022Message, txs: list[etree._Element], report: V
 def _check_amounts(msg: Iso20022Message, report: ValidationReport, *, instruction: bool) -> None:
     severity = "error" if instruction else "warning"
     for el in _WITH_CCY(msg.body):
+        if _full(report):
+            return
         ccy = el.get("Ccy") or ""
         currency = get_currency(ccy)
         if currency is None:
@@ -260,6 +273,8 @@ def _check_dates(msg: Iso20022Message, txs: list[etree._Element], report: Valida
         report.add("iso20022_creation_in_future", f"CreDtTm {cre_el.text} lies in the future", where(cre_el), "warning")  # type: ignore[union-attr]
     holders = [gh, *r.all(msg.body, "PmtInf"), *txs]
     for holder in holders:
+        if _full(report):
+            return
         for path in _DATE_PATHS:
             el = r.f(holder, path)
             if el is None or len(el):

@@ -10,7 +10,7 @@ from typing import Final
 
 from lxml import etree
 
-from qenex.payments.common import PaymentFormatError, ValidationReport
+from qenex.payments.common import ERRORS_PER_REPORT_MAX, PaymentFormatError, ValidationReport
 from qenex.payments.iso20022 import schemas
 from qenex.payments.iso20022.model import ISO_NS_PREFIX, Iso20022Message, message_type_of, parse
 from qenex.payments.iso20022.rules import check_business_rules
@@ -84,6 +84,8 @@ def _validate_against(el: etree._Element, message_type: str, report: ValidationR
     if schema.validate(el):
         return
     for entry in schema.error_log:
+        if len(report.issues) >= ERRORS_PER_REPORT_MAX:
+            break
         target = _element_at(el, entry.path)
         location = where(target) if target is not None else f"{xpath_of(el)} (line {entry.line})"
         report.add("xsd_invalid", _NS_IN_MESSAGE.sub("", entry.message)[:XSD_MESSAGE_CHARS_MAX], location)

@@ -114,13 +114,15 @@ def xpath_of(el: etree._Element) -> str:
     node: etree._Element | None = el
     while node is not None:
         name = local(node.tag)
-        parent = node.getparent()
-        if parent is not None:
-            same = [c for c in parent if c.tag == node.tag]
-            if len(same) > 1:
-                name += f"[{same.index(node) + 1}]"
+        tag = node.tag
+        if isinstance(tag, str):
+            # Sibling scans run in C (itersiblings), not over a Python list of 100k transactions.
+            before = sum(1 for _ in node.itersiblings(tag, preceding=True))
+            after = next(node.itersiblings(tag), None) is not None
+            if before or after:
+                name += f"[{before + 1}]"
         parts.append(name)
-        node = parent
+        node = node.getparent()
     return "/" + "/".join(reversed(parts))
 
 

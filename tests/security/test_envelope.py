@@ -19,6 +19,7 @@ from qenex.security.envelope import (
     Envelope,
     EnvelopeError,
     aad_for,
+    key_status,
     open_metadata,
     open_pii,
     rotate_master,
@@ -288,3 +289,24 @@ def test_caller_mistakes_are_4xx_faults_are_5xx(env: Envelope) -> None:
     with pytest.raises(EnvelopeError) as exc:
         env.decrypt(env.encrypt(b"x", b"a"), b"b")
     assert (exc.value.code, exc.value.http_status) == ("decryption_failed", 500)
+
+
+def test_key_status_reports_rotation_due(db: str, master_b64: str) -> None:
+    settings = load_settings({"security": {"master_key": master_b64, "key_rotation_days": 30}}, environ={})
+    assert key_status(settings, conninfo=db)["master_version"] is None
+    env = Envelope(db, provider_from_settings(settings, environ={}))
+    env.encrypt(b"a", b"", purpose="pii")
+    status = key_status(settings, conninfo=db)
+    assert status["master_version"] == 1 and status["master_provider"] == "env"
+    assert status["master_rotation_due"] is False
+    assert status["data_keys"]["pii"]["current"] == 1
+    assert master_b64 not in str(status)
+    _age_master(db)
+    assert key_status(settings, conninfo=db)["master_rotation_due"] is True
+    rotate_master(settings, conninfo=db)
+    assert key_status(settings, conninfo=db)["master_rotation_due"] is False
+
+
+def _age_master(db: str) -> None:
+    with psycopg.connect(db) as conn:
+        conn.execute("UPDATE security_master_keys SET created_at = now() - interval '31 days'")

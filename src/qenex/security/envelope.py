@@ -342,6 +342,34 @@ def rotate_master(settings: Settings | None = None, *, conninfo: str | None = No
     }
 
 
+def key_status(settings: Settings | None = None, *, conninfo: str | None = None) -> dict[str, Any]:
+    """The keyring at a glance (no key material): current master version and whether its
+    rotation is due (older than ``security.key_rotation_days``), and data keys per purpose."""
+    from qenex.store.connection import database_url
+
+    settings = settings if settings is not None else load_settings()
+    with psycopg.connect(conninfo or database_url(settings)) as conn:
+        master = conn.execute(
+            "SELECT version, provider, created_at, now() - created_at FROM security_master_keys"
+            " ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        purposes = conn.execute(
+            "SELECT purpose, count(*), max(generation), max(created_at) FROM security_data_keys"
+            " GROUP BY purpose ORDER BY purpose"
+        ).fetchall()
+    period = timedelta(days=settings.security.key_rotation_days)
+    return {
+        "master_version": master[0] if master else None,
+        "master_provider": master[1] if master else None,
+        "master_created_at": master[2].isoformat() if master else None,
+        "master_rotation_due": bool(master and master[3] >= period),
+        "rotation_days": settings.security.key_rotation_days,
+        "data_keys": {
+            p: {"generations": n, "current": g, "current_created_at": c.isoformat()} for p, n, g, c in purposes
+        },
+    }
+
+
 # -- sensitive metadata and PII -----------------------------------------------------------------
 
 

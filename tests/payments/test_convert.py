@@ -305,3 +305,35 @@ def test_shared_mt_samples_convert_to_schema_valid_mx(shared_dir):
         assert swift.parse(back.output).uetr == msg.uetr or msg.uetr is None
         converted += 1
     assert converted >= 20
+
+
+def test_shared_mx_samples_convert_to_valid_mt_or_are_refused_precisely(shared_dir):
+    """pacs.008/pacs.009/camt.053 samples of ../shared: a valid MT with the same amount and UETR, or a
+    PaymentFormatError naming why (Fedwire samples address agents by ABA number, not BIC; test data
+    mixing currencies in one statement)."""
+    root = shared_dir / "payments" / "dev" / "iso20022_samples"
+    targets = {"pacs.008": "mt103", "pacs.009": "mt202", "camt.053": "mt940"}
+    converted = refused = 0
+    for path in sorted(root.rglob("*.xml")):
+        data = path.read_bytes()
+        try:
+            family = mx.parse(data).family
+        except PaymentFormatError:
+            continue
+        if family not in targets:
+            continue
+        try:
+            result = cv.convert(data, targets[family])
+        except PaymentFormatError as exc:
+            assert exc.code == "payment_convert" and exc.message, path
+            refused += 1
+            continue
+        report = swift.validate(result.output)
+        assert report.valid, (path, report.errors)
+        if family != "camt.053":
+            tx = mx.parse(data).transactions()[0]
+            out = swift.parse(result.output)
+            assert out.uetr == tx.uetr or tx.uetr is None, path
+            assert Decimal(swift.describe(out)["amount"]) == tx.amount, path
+        converted += 1
+    assert converted >= 25 and refused < converted

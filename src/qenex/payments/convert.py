@@ -719,21 +719,25 @@ def _camt053_to_mt940(msg: mx.Iso20022Message) -> ConversionResult:
             f"camt.053 holds {len(statements)} statements; MT940 carries one per message", code=CONVERT_CODE
         )
     st = statements[0]
-    opening = _camt_balance(st, ("OPBD", "PRCD"), lost)
-    closing = _camt_balance(st, ("CLBD",), lost)
+    _one_currency(st)
+    opening_tag, opening = _opening_balance(st)
+    closing_tag, closing = _closing_balance(st)
     currency = opening[2]
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(st.id, "Stmt/Id", lost)),
         ("25", _x_text(st.account.account or NOT_PROVIDED)[:35]),
         ("28C", f"{int(st.sequence_number or 1):05d}"[-5:]),
-        ("60F", _mt_balance(*opening)),
+        (opening_tag, _mt_balance(*opening)),
     ]
+    for b in st.balances:
+        if b.type_code not in ("OPBD", "PRCD", "ITBD", "CLBD", "CLAV"):
+            lost.add("Stmt/Bal", f"balance {b.type_code} has no MT940 field")
     for i, e in enumerate(st.entries):
         fields.extend(_mt_entry(e, i, currency, lost))
-    fields.append(("62F", _mt_balance(*closing)))
+    fields.append((closing_tag, _mt_balance(*closing)))
     available = [b for b in st.balances if b.type_code == "CLAV"]
     if available:
-        fields.append(("64", _mt_balance(*_camt_balance(st, ("CLAV",), lost))))
+        fields.append(("64", _mt_balance(*_balance_tuple(available[0]))))
     sender, receiver = _sender_receiver(msg, None)
     sender = sender or st.account.bic
     if sender and receiver:
@@ -755,12 +759,54 @@ def _camt053_to_mt940(msg: mx.Iso20022Message) -> ConversionResult:
     return ConversionResult(text, "MT940", lost.items)
 
 
-def _camt_balance(st: mx.Statement, codes: Sequence[str], lost: _Lost) -> tuple[str, date, str, Decimal]:
+_Bal = tuple[str, date, str, Decimal]
+
+
+def _balance_tuple(b: mx.Balance) -> _Bal:
+    if b.amount is None or not b.currency or not b.date:
+        raise PaymentFormatError(
+            f"balance {b.type_code} has no amount, currency or date", location="Stmt/Bal", code=CONVERT_CODE
+        )
+    return ("D" if b.credit_debit == "DBIT" else "C"), date.fromisoformat(b.date[:10]), b.currency, b.amount
+
+
+def _opening_balance(st: mx.Statement) -> tuple[str, _Bal]:
+    """60F from OPBD (or PRCD, the previous closing); 60M from an interim ITBD (a continued statement)."""
     for b in st.balances:
-        if b.type_code in codes and b.amount is not None and b.currency and b.date:
-            mark = "D" if b.credit_debit == "DBIT" else "C"
-            return mark, date.fromisoformat(b.date[:10]), b.currency, b.amount
-    raise PaymentFormatError(f"the statement has no {'/'.join(codes)} balance", location="Stmt/Bal", code=CONVERT_CODE)
+        if b.type_code in ("OPBD", "PRCD"):
+            return "60F", _balance_tuple(b)
+    interim = [b for b in st.balances if b.type_code == "ITBD"]
+    if interim:
+        return "60M", _balance_tuple(interim[0])
+    raise PaymentFormatError(
+        "the statement has no opening balance (OPBD, PRCD or ITBD)", location="Stmt/Bal", code=CONVERT_CODE
+    )
+
+
+def _closing_balance(st: mx.Statement) -> tuple[str, _Bal]:
+    """62F from CLBD; 62M from the last interim ITBD when the statement continues on another page."""
+    for b in st.balances:
+        if b.type_code == "CLBD":
+            return "62F", _balance_tuple(b)
+    interim = [b for b in st.balances if b.type_code == "ITBD"]
+    if len(interim) >= 2:
+        return "62M", _balance_tuple(interim[-1])
+    raise PaymentFormatError(
+        "the statement has no closing booked balance (CLBD or a second ITBD)", location="Stmt/Bal", code=CONVERT_CODE
+    )
+
+
+def _one_currency(st: mx.Statement) -> None:
+    """MT940 states one currency for all balances (C27) and entries; refuse a camt.053 that mixes them."""
+    currency = st.account_currency or next((b.currency for b in st.balances if b.currency), None)
+    for i, b in enumerate(st.balances, start=1):
+        if b.currency and currency and b.currency != currency:
+            raise PaymentFormatError(
+                f"balance {b.type_code} is in {b.currency}, the statement in {currency}: an "
+                "MT940 carries one currency (C27)",
+                location=f"Stmt/Bal[{i}]/Amt/@Ccy",
+                code=CONVERT_CODE,
+            )
 
 
 def _mt_balance(mark: str, when: date, currency: str, amount: Decimal) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from qenex.kernel.money import format_minor
 from qenex.payments.ach import codes
-from qenex.payments.ach.codes import routing_check_digit, routing_valid
+from qenex.payments.ach.codes import is_digits, routing_check_digit, routing_valid
 from qenex.payments.ach.ops import assemble, merge, segment, split
 from qenex.payments.ach.options import MOOV_OPTION_NAMES, OPTION_DOCS, AchOptions, make_options
 from qenex.payments.ach.reader import read
@@ -96,7 +96,7 @@ def describe(f: AchFile) -> dict[str, Any]:
         for e in b.entries:
             a, z = e.record.amount_slice
             raw = e.record.line[a:z]
-            cents = int(raw) if raw.isdigit() else 0
+            cents = int(raw) if is_digits(raw) else 0
             tc = e.record.line[1:3]
             if tc in codes.DEBIT_CODES:
                 bd += cents

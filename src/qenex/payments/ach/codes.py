@@ -108,6 +108,11 @@ SAME_DAY_ENTRY_AMOUNT_MAX_CENTS: Final = 100_000_000
 SAME_DAY_INELIGIBLE_SEC: Final = frozenset({"IAT"})
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def is_credit(transaction_code: str) -> bool:
     return transaction_code in CREDIT_CODES
 
@@ -121,4 +126,4 @@ def routing_check_digit(first8: str) -> int:
 
 def routing_valid(routing9: str) -> bool:
     """True for a nine-digit ABA routing number whose ninth digit is its check digit."""
-    return len(routing9) == 9 and routing9.isdigit() and routing_check_digit(routing9[:8]) == ord(routing9[8]) - 48
+    return len(routing9) == 9 and is_digits(routing9) and routing_check_digit(routing9[:8]) == ord(routing9[8]) - 48

@@ -7,6 +7,7 @@ recomputed, never copied, and the result is read back through the reader.
 from __future__ import annotations
 
 from qenex.payments.ach import codes as C
+from qenex.payments.ach.codes import is_digits
 from qenex.payments.ach.records import BLOCKING_FACTOR, AchFile, Entry
 from qenex.payments.common import PaymentFormatError
 
@@ -24,9 +25,9 @@ def _batch_lines(header: str, entries: list[Entry], number: int) -> list[str]:
         body.append(line)
         body.extend(a.line for a in e.addenda)
         count += 1 + len(e.addenda)
-        ehash += int(line[3:11]) if line[3:11].isdigit() else 0
+        ehash += int(line[3:11]) if is_digits(line[3:11]) else 0
         a, b = e.record.amount_slice
-        cents = int(line[a:b]) if line[a:b].isdigit() else 0
+        cents = int(line[a:b]) if is_digits(line[a:b]) else 0
         if line[1:3] in C.DEBIT_CODES:
             debit += cents
         elif line[1:3] in C.CREDIT_CODES:

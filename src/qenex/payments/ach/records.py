@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from qenex.payments.ach.codes import is_digits
+
 RECORD_LENGTH_CHARS = 94
 BLOCKING_FACTOR = 10
 
@@ -451,7 +453,7 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = self.record.to_dict()
         a, b = self.record.amount_slice
-        out["amount_cents"] = int(self.record.line[a:b]) if self.record.line[a:b].isdigit() else None
+        out["amount_cents"] = int(self.record.line[a:b]) if is_digits(self.record.line[a:b]) else None
         if self.addenda:
             out["addenda"] = [dict(a.to_dict()) for a in self.addenda]
         return out

@@ -14,6 +14,7 @@ from functools import lru_cache
 from operator import itemgetter
 
 from qenex.payments.ach import codes as C
+from qenex.payments.ach.codes import is_digits
 from qenex.payments.ach.options import AchOptions
 from qenex.payments.ach.reader import block_count
 from qenex.payments.ach.records import (
@@ -30,12 +31,12 @@ from qenex.payments.ach.records import (
 from qenex.payments.common import ValidationReport
 
 ENTRY_HASH_MODULO = 10**10
-_STD_ENTRY_OK = re.compile(r"6\d{11}.{17}\d{10}.{39}[01]\d{15}", re.S)
-_IAT_ENTRY_OK = re.compile(r"6\d{15}.{13}\d{10}.{39}1\d{15}", re.S)
-_ADV_ENTRY_OK = re.compile(r"6\d{11}.{15}\d{21}.{28}[01]\d{15}", re.S)
-_ID_MODIFIER = re.compile(r"[A-Z0-9]")
-_ALPHA2 = re.compile(r"[A-Z]{2}")
-_ALPHA3 = re.compile(r"[A-Z]{3}")
+_STD_ENTRY_OK = re.compile(r"6\d{11}.{17}\d{10}.{39}[01]\d{15}", re.S | re.ASCII)
+_IAT_ENTRY_OK = re.compile(r"6\d{15}.{13}\d{10}.{39}1\d{15}", re.S | re.ASCII)
+_ADV_ENTRY_OK = re.compile(r"6\d{11}.{15}\d{21}.{28}[01]\d{15}", re.S | re.ASCII)
+_ID_MODIFIER = re.compile(r"[A-Z0-9]", re.ASCII)
+_ALPHA2 = re.compile(r"[A-Z]{2}", re.ASCII)
+_ALPHA3 = re.compile(r"[A-Z]{3}", re.ASCII)
 _MONTHS = frozenset(f"{m:02d}" for m in range(1, 13))
 
 
@@ -50,7 +51,7 @@ _TC_DEBIT = "2[6-9]|3[6-9]|4[6-9]|5[56]"
 
 def _entries_pattern(tc: str) -> re.Pattern[str]:
     one = rf"6(?:{tc})\d{{9}}[ -~]{{17}}\d{{10}}[ -~]{{39}}0\d{{15}}"  # printable ASCII only
-    return re.compile(rf"{one}(?:\n{one})*")
+    return re.compile(rf"{one}(?:\n{one})*", re.ASCII)
 
 
 _FAST_ENTRIES = {
@@ -80,11 +81,11 @@ def _doubt_pattern(sec: str, name_required: bool, amounts_checked: bool) -> re.P
         parts.append(_WEB_BAD_PAYMENT_TYPE)
     if sec == "TEL":
         parts.append(_TEL_BAD)
-    return re.compile("|".join(f"(?:{p})" for p in parts))
+    return re.compile("|".join(f"(?:{p})" for p in parts), re.ASCII)
 
 
-_DEBIT_AMOUNT = re.compile(rf"\n6(?:{_TC_DEBIT}).{{26}}(\d{{10}})")
-_CREDIT_AMOUNT = re.compile(rf"\n6(?:{_TC_CREDIT}).{{26}}(\d{{10}})")
+_DEBIT_AMOUNT = re.compile(rf"\n6(?:{_TC_DEBIT}).{{26}}(\d{{10}})", re.ASCII)
+_CREDIT_AMOUNT = re.compile(rf"\n6(?:{_TC_CREDIT}).{{26}}(\d{{10}})", re.ASCII)
 _NAME_REQUIRED_SEC = frozenset({"TEL", "WEB", "PPD", "CIE"})
 
 
@@ -105,7 +106,7 @@ def _column_number_sum(text: str, start: int, width: int) -> int:
 
 
 def _yymmdd(value: str) -> date | None:
-    if len(value) != 6 or not value.isdigit():
+    if len(value) != 6 or not is_digits(value):
         return None
     try:
         return date(2000 + int(value[:2]), int(value[2:4]), int(value[4:6]))
@@ -132,7 +133,7 @@ class _Checker:
         line = rec.line
         for f in rec.fields:
             value = line[f.start : f.end]
-            if f.kind == "N" and not value.isdigit():
+            if f.kind == "N" and not is_digits(value):
                 self.err(rec, f.name, "ach_numeric", f"{f.name} must be {f.width} digits, found '{value.strip()}'")
             elif f.kind == "M" and not value.strip():
                 self.err(rec, f.name, "ach_required", f"{f.name} is required")
@@ -167,7 +168,7 @@ class _Checker:
         dest = line[3:13]
         if not self.opts.bypass_destination_validation:
             routing = dest.strip()
-            if len(routing) != 9 or not routing.isdigit():
+            if len(routing) != 9 or not is_digits(routing):
                 self.err(
                     h,
                     "immediate_destination",
@@ -195,7 +196,7 @@ class _Checker:
         if self.file_date is None:
             self.err(h, "file_creation_date", "ach_date", f"file creation date '{line[23:29]}' is not YYMMDD")
         time = line[29:33]
-        if time.strip() and not (time.isdigit() and int(time[:2]) < 24 and int(time[2:]) < 60):
+        if time.strip() and not (is_digits(time) and int(time[:2]) < 24 and int(time[2:]) < 60):
             self.err(h, "file_creation_time", "ach_time", f"file creation time '{time}' is not HHMM")
         if not _ID_MODIFIER.fullmatch(line[33]):
             self.err(h, "file_id_modifier", "ach_file_id_modifier", "file ID modifier must be A-Z or 0-9")
@@ -267,7 +268,7 @@ class _Checker:
             cents = self.entry(e, sec, scc, same_day)
             count += 1 + len(e.addenda)
             rdfi = line[3:11]
-            if rdfi.isdigit():
+            if is_digits(rdfi):
                 ehash += int(rdfi)
             tc = line[1:3]
             if tc in C.DEBIT_CODES:
@@ -336,7 +337,7 @@ class _Checker:
                     self.err(rec, f.name, "ach_required", f"{f.name} is required")
         a, b = rec.amount_slice
         amount = line[a:b]
-        cents = int(amount) if amount.isdigit() else 0
+        cents = int(amount) if is_digits(amount) else 0
         tc = line[1:3]
         self.routing(rec, "check_digit", line[3:12])
         if tc not in C.TRANSACTION_CODES:
@@ -417,7 +418,7 @@ class _Checker:
             self.err(rec, "discretionary_data", "ach_payment_type", "TEL payment type code must be R, S or blank")
         if sec == "CTX":
             declared = line[54:58]
-            if not declared.isdigit() or int(declared) != len(e.addenda):
+            if not is_digits(declared) or int(declared) != len(e.addenda):
                 self.err(
                     rec,
                     "number_of_addenda",
@@ -462,7 +463,7 @@ class _Checker:
         self.charset(a)
         if a.line[1:3] == "02":
             mmdd = a.line[25:29]
-            if not (mmdd.isdigit() and mmdd[:2] in _MONTHS and 1 <= int(mmdd[2:]) <= 31):
+            if not (is_digits(mmdd) and mmdd[:2] in _MONTHS and 1 <= int(mmdd[2:]) <= 31):
                 self.err(a, "transaction_date", "ach_date", f"transaction date '{mmdd}' is not MMDD")
 
     def addenda_sequence(self, e: Entry) -> None:
@@ -472,7 +473,7 @@ class _Checker:
             if a.line[1:3] != "05":
                 continue
             seq += 1
-            if a.line[83:87].isdigit() and int(a.line[83:87]) != seq:
+            if is_digits(a.line[83:87]) and int(a.line[83:87]) != seq:
                 self.err(a, "addenda_sequence_number", "ach_addenda_sequence", f"expected addenda sequence {seq}")
             if a.line[87:94] != expected_entry_seq:
                 self.err(
@@ -498,7 +499,7 @@ class _Checker:
     @staticmethod
     def _dishonor(a: Addenda) -> bool:
         code = a.line[3:6]
-        return a.line[1:3] == "99" and code[:1] == "R" and code[1:].isdigit() and 61 <= int(code[1:]) <= 77
+        return a.line[1:3] == "99" and code[:1] == "R" and is_digits(code[1:]) and 61 <= int(code[1:]) <= 77
 
     def iat_addenda(self, e: Entry, types: list[str]) -> None:
         rec = e.record
@@ -516,7 +517,7 @@ class _Checker:
         if n17 > C.IAT_ADDENDA17_MAX or n18 > C.IAT_ADDENDA18_MAX:
             self.err(rec, "addenda", "ach_iat_addenda", "at most two addenda 17 and five addenda 18")
         declared = rec.line[12:16]
-        if declared.isdigit() and int(declared) != len(types):
+        if is_digits(declared) and int(declared) != len(types):
             if int(declared) == len(mandatory):
                 self.warn(
                     rec,
@@ -573,7 +574,7 @@ class _Checker:
             self.err(c, "batch_number", "ach_batch_control", "batch number differs from the batch header")
 
     def total(self, rec: Record, name: str, declared: str, computed: int) -> None:
-        if declared.isdigit() and int(declared) != computed:
+        if is_digits(declared) and int(declared) != computed:
             self.err(rec, name, "ach_control_total", f"{name} is {int(declared)} but the records give {computed}")
 
     def file_control(self, f: AchFile, totals: tuple[int, int, int, int], record_count: int) -> None:
@@ -618,7 +619,7 @@ def check_file(f: AchFile, report: ValidationReport, opts: AchOptions) -> None:
     for b in f.batches:
         ck.charset(b.header)
         batch_no = b.header.line[87:94]
-        if batch_no.isdigit():
+        if is_digits(batch_no):
             if int(batch_no) <= last_batch_no and not opts.allow_unordered_batch_numbers:
                 ck.err(b.header, "batch_number", "ach_batch_number_order", "batch numbers must ascend")
             last_batch_no = int(batch_no)

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from qenex.kernel.errors import InvariantViolation, check
 from qenex.payments.ach import codes as C
+from qenex.payments.ach.codes import is_digits
 from qenex.payments.ach.records import BLOCKING_FACTOR, RECORD_LENGTH_CHARS, AchFile
 from qenex.payments.common import PaymentFormatError
 
@@ -41,7 +42,7 @@ def _alnum(value: str, width: int, name: str) -> str:
 
 def _num(value: int | str, width: int, name: str) -> str:
     text = str(value)
-    if not text.isdigit() or len(text) > width:
+    if not is_digits(text) or len(text) > width:
         raise PaymentFormatError(f"{name} must be at most {width} digits", code="ach_numeric")
     return text.zfill(width)
 

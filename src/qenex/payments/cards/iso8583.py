@@ -16,7 +16,7 @@ from typing import Any, Final
 import iso8583
 
 from qenex.kernel.currencies import CURRENCIES
-from qenex.payments.cards.pan import CardError, luhn_valid, mask
+from qenex.payments.cards.pan import CardError, is_digits, luhn_valid, mask
 from qenex.payments.common import PaymentFormatError, ValidationReport
 
 ISO8583_MESSAGE_BYTES_MAX: Final = 8192
@@ -114,7 +114,7 @@ class CardMessage:
     @property
     def amount_minor(self) -> int | None:
         raw = self.fields.get("4", "")
-        return int(raw) if raw.isdigit() else None
+        return int(raw) if is_digits(raw) else None
 
     def __repr__(self) -> str:
         shown = {k: ("<redacted>" if k in SENSITIVE_FIELDS - {"2"} else v) for k, v in self.fields.items()}
@@ -223,15 +223,15 @@ def check_message(msg: CardMessage, report: ValidationReport) -> None:
                 "iso8583_field_missing", f"field {key} ({SPEC[key]['desc']}) is required in {msg.mti}", f"field {key}"
             )
     for key in _FIXED_NUMERIC & f.keys():
-        if not (f[key].isdigit() and len(f[key]) == SPEC[key]["max_len"]):
+        if not (is_digits(f[key]) and len(f[key]) == SPEC[key]["max_len"]):
             report.add("iso8583_numeric", f"field {key} must be {SPEC[key]['max_len']} digits", f"field {key}")
     if f.get("2") and not luhn_valid(f["2"]):
         report.add("card_luhn", f"PAN {_safe_mask(f['2'])} fails the Luhn check", "field 2")
-    if f.get("7", "").isdigit() and not _valid_mmddhhmmss(f["7"]):
+    if is_digits(f.get("7", "")) and not _valid_mmddhhmmss(f["7"]):
         report.add("iso8583_date", "transmission date/time is not MMDDhhmmss", "field 7")
-    if f.get("14", "").isdigit() and not 1 <= int(f["14"][2:]) <= 12:
+    if is_digits(f.get("14", "")) and not 1 <= int(f["14"][2:]) <= 12:
         report.add("iso8583_date", "expiration date is not YYMM", "field 14")
-    if f.get("49", "").isdigit() and not _numeric_currency(f["49"]):
+    if is_digits(f.get("49", "")) and not _numeric_currency(f["49"]):
         report.add("iso8583_currency", f"'{f['49']}' is not an ISO 4217 numeric currency code", "field 49")
     if msg.mti.endswith("10") and f.get("39") == APPROVED and msg.mti in ("0110", "0210") and not f.get("38"):
         report.add("iso8583_field_missing", "an approved authorization carries field 38", "field 38")

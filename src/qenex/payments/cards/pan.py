@@ -16,7 +16,7 @@ from qenex.errors import QenexError
 PAN_LENGTH_MIN: Final = 12
 PAN_LENGTH_MAX: Final = 19
 PAN_INPUT_CHARS_MAX: Final = 40  # digits plus the blanks and dashes people type
-_SEPARATORS = re.compile(r"[ -]")
+_SEPARATORS = re.compile(r"[ -]", re.ASCII)
 
 
 class CardError(QenexError):
@@ -60,12 +60,17 @@ _IIN_RANGES: Final = (
 )
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts superscripts and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
 def normalize(pan: str) -> str:
     """Digits only: blanks and dashes removed; anything else is an error (never echoed)."""
     if not isinstance(pan, str) or len(pan) > PAN_INPUT_CHARS_MAX:
         raise CardError("card number must be a string of at most 19 digits", code="card_pan_format")
     digits = _SEPARATORS.sub("", pan)
-    if not digits.isascii() or not digits.isdigit():
+    if not digits.isascii() or not is_digits(digits):
         raise CardError("card number must contain only digits", code="card_pan_format")
     return digits
 
@@ -83,7 +88,7 @@ def luhn_check_digit(partial: str) -> int:
 
 def luhn_valid(number: str) -> bool:
     """True when a string of digits passes the Luhn check (ISO/IEC 7812-1 Annex B)."""
-    if not number or not number.isascii() or not number.isdigit():
+    if not number or not number.isascii() or not is_digits(number):
         return False
     return luhn_check_digit(number[:-1]) == ord(number[-1]) - 48
 
@@ -132,7 +137,7 @@ def check_pan(pan: str) -> PanCheck:
     return PanCheck(mask(digits), brand, luhn_valid(digits), length_ok)
 
 
-_EXPIRY = re.compile(r"(\d{2})\s*/?\s*(\d{2}|\d{4})")
+_EXPIRY = re.compile(r"(\d{2})\s*/?\s*(\d{2}|\d{4})", re.ASCII)
 
 
 def expiry_end(text: str) -> date:
@@ -157,6 +162,6 @@ def is_expired(text: str, today: date | None = None) -> bool:
 
 def expiry_from_yymm(yymm: str) -> str:
     """ISO 8583 field 14 (YYMM) as MM/YY."""
-    if len(yymm) != 4 or not yymm.isdigit():
+    if len(yymm) != 4 or not is_digits(yymm):
         raise CardError("expiration date must be YYMM", code="card_expiry_format")
     return f"{yymm[2:]}/{yymm[:2]}"

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from qenex.payments.ach.codes import is_digits
 from qenex.payments.common import MESSAGE_BYTES_MAX, PaymentFormatError
 from qenex.payments.fedwire.tags import TAGS, TagSpec
 
@@ -13,7 +14,7 @@ from qenex.payments.fedwire.tags import TAGS, TagSpec
 FEDWIRE_MESSAGE_BYTES_MAX = 256 * 1024
 TAGS_PER_MESSAGE_MAX = 200
 DELIMITER = "*"
-_TAG = re.compile(r"\{(\d{4})\}")
+_TAG = re.compile(r"\{(\d{4})\}", re.ASCII)
 
 
 @dataclass(slots=True)
@@ -103,7 +104,7 @@ class FedwireMessage:
     @property
     def amount_cents(self) -> int | None:
         raw = self.get("2000", "amount")
-        return int(raw) if len(raw) == 12 and raw.isdigit() else None
+        return int(raw) if len(raw) == 12 and is_digits(raw) else None
 
     @property
     def imad(self) -> str:

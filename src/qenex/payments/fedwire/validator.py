@@ -7,15 +7,15 @@ import re
 from collections.abc import Callable
 from datetime import date
 
-from qenex.payments.ach.codes import routing_valid
+from qenex.payments.ach.codes import is_digits, routing_valid
 from qenex.payments.common import ValidationReport
 from qenex.payments.fedwire import tags as T
 from qenex.payments.fedwire.message import FedwireMessage, Tag
 
-_ALPHA = re.compile(r"[A-Z]{3}")
-_DEC_COMMA = re.compile(r"\d{1,17},\d{0,5}|\d{1,18},?")
-_DEC_DOT = re.compile(r"\d{1,16}(?:\.\d{1,5})?")
-_CCY_AMOUNT = re.compile(r"[A-Z]{3}\d{1,11},\d{0,2}")
+_ALPHA = re.compile(r"[A-Z]{3}", re.ASCII)
+_DEC_COMMA = re.compile(r"\d{1,17},\d{0,5}|\d{1,18},?", re.ASCII)
+_DEC_DOT = re.compile(r"\d{1,16}(?:\.\d{1,5})?", re.ASCII)
+_CCY_AMOUNT = re.compile(r"[A-Z]{3}\d{1,11},\d{0,2}", re.ASCII)
 
 # Tags no business function code but the named ones may carry.
 _COVER = frozenset(t for t in T.TAGS if t.startswith("7"))
@@ -41,7 +41,7 @@ _REVERSAL_SUBTYPES = frozenset({"01", "02", "07", "08"})
 
 
 def _date8(value: str) -> bool:
-    if len(value) != 8 or not value.isdigit():
+    if len(value) != 8 or not is_digits(value):
         return False
     try:
         date(int(value[:4]), int(value[4:6]), int(value[6:]))
@@ -51,7 +51,7 @@ def _date8(value: str) -> bool:
 
 
 _CHECKS: dict[str, Callable[[str], bool]] = {
-    "digits": lambda v: v.isdigit(),
+    "digits": lambda v: is_digits(v),
     "alnum": lambda v: v.strip() != "" and v.isascii() and v.replace(" ", "").isalnum(),
     "alpha": lambda v: _ALPHA.fullmatch(v) is not None,
     "aba": lambda v: routing_valid(v),

@@ -310,3 +310,22 @@ def test_key_status_reports_rotation_due(db: str, master_b64: str) -> None:
 def _age_master(db: str) -> None:
     with psycopg.connect(db) as conn:
         conn.execute("UPDATE security_master_keys SET created_at = now() - interval '31 days'")
+
+
+def test_root_key_replacement_with_previous_key(db: str, master_b64: str) -> None:
+    old_settings = load_settings({"security": {"master_key": master_b64}}, environ={})
+    env = Envelope(db, provider_from_settings(old_settings, environ={}))
+    blob = env.encrypt(b"kept across roots", b"r")
+    new_b64 = _key_b64()
+    new_settings = load_settings({"security": {"master_key": new_b64}}, environ={})
+    # Without the previous root, nothing can be re-wrapped, and nothing changes.
+    with pytest.raises(KeyProviderError) as exc:
+        rotate_master(new_settings, conninfo=db, environ={})
+    assert exc.value.code == "master_key_mismatch"
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT max(version) FROM security_master_keys").fetchone() == (1,)
+    result = rotate_master(new_settings, conninfo=db, environ={"QENEX_MASTER_KEY_PREVIOUS": master_b64})
+    assert result["master_version"] == 2 and result["rewrapped_data_keys"] == 1
+    assert Envelope(db, EnvKeyProvider(new_b64)).decrypt(blob, b"r") == b"kept across roots"
+    with pytest.raises(KeyProviderError):
+        Envelope(db, EnvKeyProvider(master_b64)).decrypt(blob, b"r")  # the old root is retired

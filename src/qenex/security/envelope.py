@@ -34,7 +34,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from qenex.config import Settings, load_settings
 from qenex.errors import QenexError
-from qenex.security.keyproviders import KEY_BYTES, NONCE_BYTES, MasterKeyProvider, provider_from_settings
+from qenex.security.keyproviders import (
+    KEY_BYTES,
+    NONCE_BYTES,
+    KeyProviderError,
+    MasterKeyProvider,
+    previous_provider_from_env,
+    provider_from_settings,
+)
 
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">BQ")
@@ -298,16 +305,28 @@ def _check_purpose(purpose: str) -> str:
 # -- master rotation ----------------------------------------------------------------------------
 
 
-def rotate_master(settings: Settings | None = None, *, conninfo: str | None = None) -> dict[str, Any]:
+def rotate_master(
+    settings: Settings | None = None,
+    *,
+    conninfo: str | None = None,
+    previous: MasterKeyProvider | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Create a new master version and re-wrap every data key under it, in one transaction.
 
     Ciphertexts are untouched (they name a data key, not a master version), so old data stays
     readable. Older master versions are marked retired; nothing refers to them afterwards.
+
+    To replace the root itself (a new ``QENEX_MASTER_KEY``, or moving from a key file to an HSM),
+    configure the new root as usual and name the old one in ``previous`` or in
+    ``QENEX_MASTER_KEY_PREVIOUS`` / ``QENEX_MASTER_KEY_FILE_PREVIOUS``: data keys the new root
+    cannot open are unwrapped with the old one. Afterwards the old root is no longer needed.
     """
     from qenex.store.connection import database_url
 
     settings = settings if settings is not None else load_settings()
-    provider = provider_from_settings(settings)
+    provider = provider_from_settings(settings, environ)
+    previous = previous if previous is not None else previous_provider_from_env(environ)
     with psycopg.connect(conninfo or database_url(settings)) as conn, conn.transaction():
         _lock_master(conn)
         old_version, _ = _current_master(conn, provider)
@@ -324,7 +343,7 @@ def rotate_master(settings: Settings | None = None, *, conninfo: str | None = No
         for dek_id, version, wrapped in rows:
             if version not in materials:
                 materials[version] = _master_material(conn, version)
-            key = provider.unwrap(version, materials[version], wrapped)
+            key = _unwrap_with_any((provider, previous), version, materials[version], wrapped)
             conn.execute(
                 "UPDATE security_data_keys SET master_version = %s, wrapped_key = %s, rewrapped_at = now()"
                 " WHERE id = %s",
@@ -340,6 +359,18 @@ def rotate_master(settings: Settings | None = None, *, conninfo: str | None = No
         "rewrapped_data_keys": len(rows),
         "provider": provider.name,
     }
+
+
+def _unwrap_with_any(
+    providers: tuple[MasterKeyProvider, MasterKeyProvider | None], version: int, material: bytes | None, wrapped: bytes
+) -> bytes:
+    current, previous = providers
+    try:
+        return current.unwrap(version, material, wrapped)
+    except KeyProviderError:
+        if previous is None:
+            raise
+    return previous.unwrap(version, material, wrapped)
 
 
 def key_status(settings: Settings | None = None, *, conninfo: str | None = None) -> dict[str, Any]:

@@ -319,3 +319,14 @@ def provider_from_settings(
         except FileExistsError:
             pass  # another process created it first
     return FileKeyProvider(dev_path)
+
+
+def previous_provider_from_env(environ: Mapping[str, str] | None = None) -> MasterKeyProvider | None:
+    """The root being replaced during a root rotation: ``QENEX_MASTER_KEY_PREVIOUS`` (base64) or
+    ``QENEX_MASTER_KEY_FILE_PREVIOUS``; None when neither is set."""
+    env = os.environ if environ is None else environ
+    if env.get("QENEX_MASTER_KEY_PREVIOUS"):
+        return RootKeyProvider(decode_master_key(env["QENEX_MASTER_KEY_PREVIOUS"], "QENEX_MASTER_KEY_PREVIOUS"), "env")
+    if env.get("QENEX_MASTER_KEY_FILE_PREVIOUS"):
+        return FileKeyProvider(env["QENEX_MASTER_KEY_FILE_PREVIOUS"])
+    return None

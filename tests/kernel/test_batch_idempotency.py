@@ -168,3 +168,17 @@ def test_malformed_items_fail_alone(kx):
         assert await k.get_account_balance(a) == D("9.00")
 
     kx(body)
+
+
+def test_replay_through_the_general_path_matches_the_fast_path(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        key = f"paths-{a}"
+        fast = await k.process_transactions([_t(a, b, "2.00", idempotency_key=key)])
+        general = await k.process_transactions([
+            {"type": "transfer", "from_account": str(a), "to_account": str(b), "amount": D("2.00"),
+             "currency": "USD", "idempotency_key": key}])
+        assert general[0].replayed and general[0].transaction_id == fast[0].transaction_id
+        assert await k.get_account_balance(a) == D("8.00")
+
+    kx(body)

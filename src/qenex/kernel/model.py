@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, IntEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 
 class TransactionType(str, Enum):
@@ -127,16 +127,16 @@ class JournalLeg:
     ref_tx: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(NamedTuple):
+    """One debit/credit pair. A NamedTuple: immutable and cheap to build thousands per batch."""
+
     debit: int
     credit: int
     amount: int
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
-class NewTransaction:
+class NewTransaction(NamedTuple):
     tx_type: str
     legs: tuple[Leg, ...]
     metadata: str | None = None

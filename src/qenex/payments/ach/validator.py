@@ -44,9 +44,9 @@ _MONTHS = frozenset(f"{m:02d}" for m in range(1, 13))
 # a batch clean in C; anything doubtful goes to the per-entry path, which locates the problem.
 FAST_PATH_ENABLED = True  # tests switch it off to prove both paths agree
 _FAST_SEC = frozenset({"PPD", "CCD", "WEB", "TEL"})
-_TC_ALL = "2[1-46-9]|3[1-46-9]|4[1-46-9]|5[1-6]"
-_TC_CREDIT = "2[1-4]|3[1-4]|4[1-4]|5[1-4]"
-_TC_DEBIT = "2[6-9]|3[6-9]|4[6-9]|5[56]"
+_TC_ALL = "[2-4][1-46-9]|5[1-6]"
+_TC_CREDIT = "[2-5][1-4]"
+_TC_DEBIT = "[2-4][6-9]|5[56]"
 
 
 def _entries_pattern(tc: str) -> re.Pattern[str]:

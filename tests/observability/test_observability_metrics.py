@@ -156,3 +156,27 @@ def test_standalone_metrics_server() -> None:
         server.shutdown()
         server.server_close()
     assert metrics.start_metrics_server(load_settings({}, environ={})) is None
+
+
+def test_observe_results_of_a_kernel_batch() -> None:
+    from qenex.sdk.views import TransactionResult
+
+    items = [
+        {"type": "transfer", "amount": "10.50", "currency": "GBP"},
+        {"type": "transfer", "amount": "1.00", "currency": "GBP"},
+        {"type": "transfer", "amount": "99.99", "currency": "GBP"},
+        {"type": "deposit", "amount": "5", "currency": "GBP"},
+    ]
+    results = [
+        TransactionResult(ok=True, transaction_id=1),
+        TransactionResult(ok=False, transaction_id=None, error=LedgerError(INSUFFICIENT_FUNDS, "no")),
+        TransactionResult(ok=True, transaction_id=3, replayed=True),
+        TransactionResult(ok=True, transaction_id=4),
+    ]
+    amount = _value("qenex_transaction_amount_sum", currency="GBP")
+    transfers = _value("qenex_transactions_total", type="transfer", status="completed")
+    errors = _value("qenex_transaction_errors_total", type="transfer", code=INSUFFICIENT_FUNDS)
+    metrics.observe_results(items, results, 0.004)
+    assert _value("qenex_transaction_amount_sum", currency="GBP") == amount + 1050 + 500  # minor units
+    assert _value("qenex_transactions_total", type="transfer", status="completed") == transfers + 1
+    assert _value("qenex_transaction_errors_total", type="transfer", code=INSUFFICIENT_FUNDS) == errors + 1

@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,6 +52,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from qenex.config import Settings
+from qenex.kernel.errors import LedgerError
+from qenex.kernel.money import to_minor
 
 LABEL_CHARS_MAX = 48
 UNMATCHED_ROUTE = "<unmatched>"
@@ -125,6 +127,26 @@ def track_transaction(tx_type: str, currency: str, amount_minor: int) -> Iterato
         observe_transaction_error(tx_type, getattr(exc, "code", "internal_error"))
         raise
     observe_transaction(tx_type, currency, amount_minor, time.perf_counter() - start)
+
+
+def observe_results(items: Sequence[Mapping[str, Any]], results: Sequence[Any], duration_s: float) -> None:
+    """Record what ``FinancialKernel.process_transactions(items)`` returned (one result per item,
+    with ``ok``, ``error`` and ``replayed``). Idempotent replays are not counted again; the
+    duration is the wall time of the call that processed the items."""
+    for item, result in zip(items, results, strict=True):
+        if getattr(result, "replayed", False):
+            continue
+        tx_type = str(item.get("type", "unknown"))
+        error = getattr(result, "error", None)
+        if error is not None or not getattr(result, "ok", False):
+            observe_transaction_error(tx_type, getattr(error, "code", "unknown"))
+            continue
+        currency = str(item.get("currency") or "")
+        try:
+            amount_minor = to_minor(item.get("amount"), currency, allow_zero=True)
+        except LedgerError:
+            amount_minor = 0  # accepted by the ledger in another form; count it without an amount
+        observe_transaction(tx_type, currency, amount_minor, duration_s)
 
 
 # -- process resources (collected on scrape) -----------------------------------------------------

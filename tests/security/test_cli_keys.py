@@ -74,6 +74,13 @@ def test_clients_signing_keys_and_operators(security_db_url: str) -> None:
     assert json.loads(operator.stdout)["provisioning_uri"].startswith("otpauth://totp/")
     unlock = qenex(security_db_url, "keys", "operator-unlock", "cli-op")
     assert unlock.returncode == 0, unlock.stderr
+    operators_listed = qenex(security_db_url, "keys", "operator-list", "--json")
+    assert operators_listed.returncode == 0, operators_listed.stderr
+    assert {"username": "cli-op", "status": "active"}.items() <= next(
+        row for row in json.loads(operators_listed.stdout) if row["username"] == "cli-op").items()
+    assert "argon2" not in operators_listed.stdout
+    clients = qenex(security_db_url, "keys", "client-list")
+    assert clients.returncode == 0 and "partner" in clients.stdout
 
 
 @pytest.mark.parametrize(

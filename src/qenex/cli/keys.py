@@ -222,6 +222,38 @@ def client_revoke_cmd(client_id: Annotated[str, typer.Argument(help="The client 
     typer.echo(f"OAuth2 client {client_id} revoked")
 
 
+def _print_rows(rows: list[dict[str, Any]], columns: tuple[str, ...], as_json: bool) -> None:
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*[" ".join(v) if isinstance(v, list) else "" if v is None else str(v)
+                        for v in (row[c] for c in columns)])
+    Console(file=sys.stdout, width=200).print(table)
+
+
+@keys_app.command("client-list")
+def client_list_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List OAuth2 clients (never their secrets)."""
+    from qenex.security import tokens
+
+    rows = _with_db(config, lambda conn, _s: tokens.list_clients(conn))
+    _print_rows(rows, ("client_id", "name", "role", "scopes", "owner_id", "created_at", "revoked_at"), as_json)
+
+
+@keys_app.command("operator-list")
+def operator_list_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List dashboard operators and whether they are active, locked or disabled."""
+    from qenex.security import operators
+
+    rows = _with_db(config, lambda conn, _s: operators.list_operators(conn))
+    _print_rows(rows, ("id", "username", "role", "status", "failed_attempts", "created_at"), as_json)
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")

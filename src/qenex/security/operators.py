@@ -219,3 +219,14 @@ def disable_operator(
             raise SecurityError(OPERATOR_NOT_FOUND, "no operator has that username")
         sessions.end_operator_sessions(conn, row[0], now)
         audit(conn, actor, "operator.disabled", resource=f"operator:{row[0]}", source_ip=source_ip)
+
+
+def list_operators(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """Operators without their secrets: id, username, role, status, failed attempts, dates."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT id, username, role, failed_attempts, locked_at, disabled_at, created_at,"
+            " CASE WHEN disabled_at IS NOT NULL THEN 'disabled' WHEN locked_at IS NOT NULL THEN 'locked'"
+            " ELSE 'active' END AS status FROM security_operators ORDER BY username LIMIT 10000"
+        )
+        return [dict(row) for row in cur.fetchall()]

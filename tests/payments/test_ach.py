@@ -481,3 +481,16 @@ def test_builder_writes_returns_and_nocs() -> None:
     assert f.batches[1].entries[0].addenda[0].line[:6] == "798C01"
     with pytest.raises(PaymentFormatError):
         ret.add_return("22", RDFI, "1", 1, name="X", info=ach.ReturnInfo("R01", "1", "1"))
+
+
+def test_fast_path_code_classes_match_the_code_tables() -> None:
+    import re
+
+    from qenex.payments.ach import codes as C
+
+    def members(pattern: str) -> set[str]:
+        return {f"{i:02d}" for i in range(100) if re.fullmatch(pattern, f"{i:02d}")}
+
+    assert members(ach_validator._TC_CREDIT) == C.CREDIT_CODES - C.ADV_CODES
+    assert members(ach_validator._TC_DEBIT) == C.DEBIT_CODES - C.ADV_CODES
+    assert members(ach_validator._TC_ALL) == C.TRANSACTION_CODES - C.ADV_CODES

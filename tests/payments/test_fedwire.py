@@ -136,6 +136,21 @@ def test_customer_transfer_plus_local_instruments() -> None:
     assert "fedwire_tag_prohibited" in codes(fedwire.validate(msg))
 
 
+def test_originator_option_f() -> None:
+    msg = ctr()
+    msg.tags["3600"] = fedwire.parse("{3600}CTP*").tags["3600"]
+    msg.set("3610", "PROP", "OUR CODE")
+    del msg.tags["5000"]
+    msg.set("5010", "TXID/123-45-6789", "1/JANE DOE", "2/1000 MAIN STREET", "3/US/PHILADELPHIA")
+    assert fedwire.validate(msg).valid
+    msg.set("5010", "XXXX/1", "JANE DOE", "9/SOMEWHERE")
+    assert {i.location for i in fedwire.validate(msg).errors} == {
+        "{5010} party_identifier",
+        "{5010} name",
+        "{5010} line_1",
+    }
+
+
 def test_structure_errors() -> None:
     with pytest.raises(PaymentFormatError):
         fedwire.parse("not a fedwire message")

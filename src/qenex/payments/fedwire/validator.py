@@ -38,6 +38,8 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "SVC": ("9000",),
 }
 _REVERSAL_SUBTYPES = frozenset({"01", "02", "07", "08"})
+# {5010} party identifier codes (FAIM, Originator Option F).
+_OPTION_F_CODES = frozenset({"ARNU/", "CCPT/", "CUST/", "DRLC/", "EMPL/", "NIDN/", "SOSE/", "TXID/"})
 
 
 def _date8(value: str) -> bool:
@@ -107,6 +109,26 @@ class _Checker:
             self.err(t.tag, "fedwire_party", f"'{identifier}' is not a valid ABA routing number", "identifier")
         if not t.get("name") and code:
             self.err(t.tag, "fedwire_party", "name is required with an identifier", "name")
+
+    def option_f(self, t: Tag) -> None:
+        """{5010}: party identifier "/account" or CODE/..., name line "1/...", lines "N/..." (N 1-8)."""
+        ident = t.get("party_identifier")
+        if ident and not (ident.startswith("/") or ident[:5] in _OPTION_F_CODES):
+            self.err(
+                t.tag,
+                "fedwire_option_f",
+                "party identifier must be /account or one of "
+                + ", ".join(sorted(c[:4] for c in _OPTION_F_CODES))
+                + " followed by /",
+                "party_identifier",
+            )
+        name = t.get("name")
+        if name and not name.startswith("1/"):
+            self.err(t.tag, "fedwire_option_f", "the name line starts with 1/", "name")
+        for key in ("line_1", "line_2", "line_3"):
+            line = t.get(key)
+            if line and not (line[:1] in "12345678" and line[1:2] == "/"):
+                self.err(t.tag, "fedwire_option_f", "each line starts with a line code 1-8 and /", key)
 
     def mandatory(self) -> None:
         for tag in T.MANDATORY_TAGS:
@@ -197,5 +219,7 @@ def check_message(msg: FedwireMessage, report: ValidationReport) -> None:
         ck.elements(t)
         if t.spec.elements[0].check == "party_id_code":
             ck.party(t)
+        elif t.tag == "5010":
+            ck.option_f(t)
     ck.mandatory()
     ck.business_function()

@@ -374,6 +374,13 @@ def _both(data: str | bytes, **opts) -> tuple[set[tuple[str, str]], set[tuple[st
     return ({(i.code, i.location) for i in fast.issues}, {(i.code, i.location) for i in slow.issues})
 
 
+def test_trace_number_carries_the_odfi() -> None:
+    f = build(entries=2)
+    line = f.batches[0].entries[1].record.line
+    report = ach.validate(rebuild(f, {1: replace(line, 80, "99999999")}))
+    assert ("ach_trace_odfi", "line 4 entry_detail.trace_number") in {(i.code, i.location) for i in report.errors}
+
+
 @pytest.mark.parametrize(
     "mutation",
     [(12, "5"), (55, " " * 22), (2, "23"), (80, "000000000000000"), (13, " " * 17), (77, "X "), (40, "\u00e9")],

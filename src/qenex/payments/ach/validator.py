@@ -60,6 +60,7 @@ _FAST_ENTRIES = {
     C.SCC_DEBITS: _entries_pattern(_TC_DEBIT),
 }
 _TRACE = itemgetter(slice(79, 94))
+_TRACE_ODFI = itemgetter(slice(79, 87))
 _ROUTING = itemgetter(slice(3, 12))
 _AMOUNT = itemgetter(slice(29, 39))
 # Conditions that send a batch to the per-entry path, one alternation per SEC and options.
@@ -258,7 +259,7 @@ class _Checker:
         same_day = self.file_date is not None and _yymmdd(h.line[69:75]) == self.file_date
         plain = b.plain_lines
         if FAST_PATH_ENABLED and plain and sec in _FAST_SEC and not isinstance(h, IATBatchHeader):
-            sums = self.fast_batch(plain, scc, sec, same_day)
+            sums = self.fast_batch(plain, scc, sec, same_day, h.line[79:87])
             if sums is not None:
                 return sums
         count = ehash = debit = credit = 0
@@ -266,6 +267,13 @@ class _Checker:
         for e in b.entries:
             line = e.record.line
             cents = self.entry(e, sec, scc, same_day)
+            if line[79:87] != h.line[79:87] and sec != "ADV":
+                self.err(
+                    e.record,
+                    "trace_number",
+                    "ach_trace_odfi",
+                    "the trace number's first 8 digits must equal the batch header's ODFI identification",
+                )
             count += 1 + len(e.addenda)
             rdfi = line[3:11]
             if is_digits(rdfi):
@@ -285,7 +293,9 @@ class _Checker:
             self.err(h, "batch", "ach_batch_empty", "batch has no entry detail record")
         return count, ehash % ENTRY_HASH_MODULO, debit, credit
 
-    def fast_batch(self, plain: list[str], scc: str, sec: str, same_day: bool) -> tuple[int, int, int, int] | None:
+    def fast_batch(
+        self, plain: list[str], scc: str, sec: str, same_day: bool, odfi: str
+    ) -> tuple[int, int, int, int] | None:
         """Totals of a clean plain batch, or None when the per-entry path must look at it."""
         pattern = _FAST_ENTRIES.get(scc)
         # Every entry starts with "\n6": a literal prefix the regex engine scans for quickly.
@@ -295,6 +305,8 @@ class _Checker:
         opts = self.opts
         name_required = sec in _NAME_REQUIRED_SEC and not opts.allow_empty_individual_name
         if _doubt_pattern(sec, name_required, not opts.allow_invalid_amounts).search(text):
+            return None
+        if set(map(_TRACE_ODFI, plain)) != {odfi}:
             return None
         if not opts.allow_unordered_trace_numbers:
             traces = list(map(_TRACE, plain))

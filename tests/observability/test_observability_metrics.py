@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, HTTPException, WebSocket
@@ -180,3 +181,35 @@ def test_observe_results_of_a_kernel_batch() -> None:
     assert _value("qenex_transaction_amount_sum", currency="GBP") == amount + 1050 + 500  # minor units
     assert _value("qenex_transactions_total", type="transfer", status="completed") == transfers + 1
     assert _value("qenex_transaction_errors_total", type="transfer", code=INSUFFICIENT_FUNDS) == errors + 1
+
+
+def test_multiprocess_mode_aggregates_workers(tmp_path: Any) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set, values written by separate worker processes are summed
+    by whichever process serves the scrape."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    worker = (
+        "from qenex.observability import metrics\n"
+        "metrics.observe_transaction('transfer', 'CHF', 250, 0.01)\n"
+        "metrics.observe_transaction_error('transfer', 'account_frozen')\n"
+    )
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", worker], env=env, check=True, timeout=60)
+    scrape = (
+        "from qenex.observability import metrics\n"
+        "print(metrics.render_metrics()[0].decode())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", scrape], env=env, check=True, timeout=60, capture_output=True, text=True
+    )
+    values = {}
+    for family in text_string_to_metric_families(out.stdout):
+        for s in family.samples:
+            values[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert values[("qenex_transaction_amount_sum", (("currency", "CHF"),))] == 500
+    assert values[("qenex_transactions_total", (("status", "completed"), ("type", "transfer")))] == 2
+    assert values[("qenex_transaction_errors_total", (("code", "account_frozen"), ("type", "transfer")))] == 2
+    assert values[("qenex_memory_usage_bytes", ())] > 0

@@ -19,6 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Final
 
+from qenex.errors import QenexError
 from qenex.payments import iso20022 as mx
 from qenex.payments import swift
 from qenex.payments.common import PaymentFormatError, ValidationIssue
@@ -79,12 +80,19 @@ def convert(data: str | bytes, to: str) -> ConversionResult:
         raise PaymentFormatError(
             f"unknown conversion target {to!r}; use one of {', '.join(TARGETS)}", code=CONVERT_CODE
         )
-    if _looks_like_xml(data):
-        return _from_mx(mx.parse(data), to)
-    parsed = swift.parse(data)
-    if isinstance(parsed, MessageBatch):
-        raise PaymentFormatError("convert takes one MT message, not a batch", code=CONVERT_CODE)
-    return _from_mt(parsed, to)
+    try:
+        if _looks_like_xml(data):
+            return _from_mx(mx.parse(data), to)
+        parsed = swift.parse(data)
+        if isinstance(parsed, MessageBatch):
+            raise PaymentFormatError("convert takes one MT message, not a batch", code=CONVERT_CODE)
+        return _from_mt(parsed, to)
+    except PaymentFormatError:
+        raise
+    except QenexError as exc:  # e.g. an amount with more decimals than its currency has
+        raise PaymentFormatError(f"cannot convert: {exc.message}", code=CONVERT_CODE) from None
+    except (ValueError, ArithmeticError) as exc:  # a date or number the source's schema did not police
+        raise PaymentFormatError(f"cannot convert: a value could not be read ({exc})", code=CONVERT_CODE) from None
 
 
 def _looks_like_xml(data: str | bytes) -> bool:

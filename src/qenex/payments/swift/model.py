@@ -34,16 +34,21 @@ _BARE_LINE_FIELD = re.compile(r":([0-9]{2}[A-Z]?|NS):")
 
 @dataclass(slots=True)
 class Field:
-    """One ``:tag:value`` field of block 4. `value` keeps its original inner line breaks."""
+    """One ``:tag:value`` field of block 4. `value` keeps its original inner line breaks; `text` is
+    the value with line breaks normalised to LF (what formats are checked against), computed once.
+    Change a value with `set_value` so that both stay in step."""
 
     tag: str
     value: str
     eol: str = "\r\n"  # what followed the value in the source: a line break, or "" before "-}"
+    text: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def text(self) -> str:
-        """The value with line breaks normalised to LF (what formats are checked against)."""
-        return self.value.replace("\r\n", "\n") if "\r" in self.value else self.value
+    def __post_init__(self) -> None:
+        self.text = self.value.replace("\r\n", "\n")
+
+    def set_value(self, value: str) -> None:
+        self.value = value
+        self.text = value.replace("\r\n", "\n")
 
     @property
     def lines(self) -> list[str]:
@@ -318,14 +323,16 @@ def _read_text_block(text: str, body_start: int) -> tuple[Block, int]:
     return Block("4", fields=fields, lead=body[:lead_len], tail=tail), end + 1
 
 
-_FIELD_TAGS = re.compile(r"(?:\A|(?<=\n)):([0-9]{2}[A-Z]?|NS):")
+# A field starts after a line break with ":tag:". The pattern begins with a literal, so the scan
+# jumps from line break to line break in C.
+_FIELD_TAGS = re.compile(r"\n:([0-9]{2}[A-Z]?|NS):")
 
 
 def _split_fields(body: str, text: str, offset: int) -> list[Field]:
     """Fields start at the beginning and at every ``:tag:`` right after a line break (one C-level scan)."""
     if not body:
         return []
-    marks = list(_FIELD_TAGS.finditer(body))
+    marks = list(_FIELD_TAGS.finditer("\n" + body))  # positions are shifted by the added "\n"
     if not marks or marks[0].start() != 0:
         raise PaymentFormatError(
             "block 4 must start with a ':tag:' field", location=_where(text, offset), code="mt_syntax"
@@ -333,15 +340,17 @@ def _split_fields(body: str, text: str, offset: int) -> list[Field]:
     if len(marks) > FIELDS_PER_MESSAGE_MAX:
         raise PaymentFormatError("too many fields in block 4", code="mt_too_large")
     fields: list[Field] = []
-    ends = [m.start() for m in marks[1:]] + [len(body)]
+    append = fields.append
+    ends = [m.start() for m in marks[1:]]  # each value keeps its line break (body index of the "\n" + 1)
+    ends.append(len(body))
     for m, end in zip(marks, ends, strict=True):
-        value = body[m.end() : end]
+        value = body[m.end() - 1 : end]
         if value.endswith("\r\n"):
-            fields.append(Field(m.group(1), value[:-2], "\r\n"))
+            append(Field(m.group(1), value[:-2], "\r\n"))
         elif value.endswith("\n"):
-            fields.append(Field(m.group(1), value[:-1], "\n"))
+            append(Field(m.group(1), value[:-1], "\n"))
         else:
-            fields.append(Field(m.group(1), value, ""))
+            append(Field(m.group(1), value, ""))
     return fields
 
 
@@ -361,7 +370,7 @@ def _parse_bare(text: str) -> Message | MessageBatch:
             segments.append(current)
             seen_field = True
         elif current is not None and body.strip() != "-" and body.strip():
-            current.value += current.eol + body
+            current.set_value(current.value + current.eol + body)
             current.eol = brk
         elif current is not None and body == "":
             current.eol += brk  # blank lines after a field belong to its line end

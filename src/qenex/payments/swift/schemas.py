@@ -10,6 +10,7 @@ tells which item it belongs to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 
@@ -208,11 +209,26 @@ def all_tags(nodes: tuple[Node, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
-def match(nodes: tuple[Node, ...], tags: list[str]) -> tuple[int, list[str]]:
-    """Greedy match of `tags` against a structure. Returns (tags consumed, missing item names)."""
+def match(kind: str, tags: list[str]) -> tuple[int, tuple[str, ...]]:
+    """Greedy match of `tags` against the structure of `kind` ("103", "202COV", ...).
+    Returns (tags consumed, missing item names)."""
+    if len(tags) <= MATCH_CACHE_TAGS_MAX:
+        return _match_cached(kind, tuple(tags))
     missing: list[str] = []
-    pos = _match_seq(nodes, tags, 0, missing)
-    return pos, missing
+    pos = _match_seq(STRUCTURES[kind], tags, 0, missing)
+    return pos, tuple(missing)
+
+
+# Real traffic repeats a few field layouts per type: remember the verdict for short layouts.
+MATCH_CACHE_TAGS_MAX: Final = 64
+MATCH_CACHE_ENTRIES_MAX: Final = 4096
+
+
+@lru_cache(maxsize=MATCH_CACHE_ENTRIES_MAX)
+def _match_cached(kind: str, tags: tuple[str, ...]) -> tuple[int, tuple[str, ...]]:
+    missing: list[str] = []
+    pos = _match_seq(STRUCTURES[kind], list(tags), 0, missing)
+    return pos, tuple(missing)
 
 
 def _match_seq(nodes: tuple[Node, ...], tags: list[str], pos: int, missing: list[str]) -> int:

@@ -268,7 +268,7 @@ def _check_fields(
             )
         return
     tags = [f.tag for f in fields]
-    consumed, missing = schemas.match(structure, tags)
+    consumed, missing = schemas.match(kind, tags)
     for name in missing:
         report.add("mt_field_missing", f"mandatory field {name} is missing", f"{where}block 4")
     if consumed < len(tags):

@@ -10,7 +10,12 @@ has them (printed: the figures only count when both are on). Scenarios, each bou
 - batch100     process_transactions with 100 transfers per call
 - batch8000    process_transactions with 8,000 transfers per call
 
-Every transfer carries its own idempotency key, as a real client's would.
+Every transfer carries its own idempotency key, as a real client's would. Latency is per SDK
+call; building a batch's items happens outside the timed region (it is the client's work).
+With one client, throughput is transfers over the time spent inside SDK calls; with several,
+over wall-clock time. The script also prints what bounds durable commits on this machine: the
+disk's fdatasync latency (8 kB write + fdatasync in the server's data directory) and the load
+average (other processes sharing the CPU).
 Prints a table, then one JSON line (``--json``: the JSON line only).
 """
 
@@ -21,7 +26,9 @@ import asyncio
 import json
 import os
 import platform
+import random
 import secrets
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +47,8 @@ CLIENTS_COUNT = 4
 SECONDS_DEFAULT = 3.0
 SCENARIO_CALLS_MIN = 3  # even the 8,000-batch runs a few calls, so p50 means something
 WARMUP_CALLS = 20
+FSYNC_PROBES_COUNT = 50
+FSYNC_PROBE_BYTES = 8192
 
 
 @dataclass
@@ -91,24 +100,48 @@ class Keys:
         return f"b{self.prefix}-{self.n}"
 
 
-async def timed_loop(
-    name: str, seconds: float, clients: int, per_call: int, call: Callable[[int], Awaitable[None]]
-) -> Result:
-    """Run ``call`` in ``clients`` concurrent loops for ``seconds``; record each call's latency."""
+def fsync_probe(directory: str) -> float | None:
+    """Median ms of an 8 kB write + fdatasync in ``directory`` (None when it is not local)."""
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        return None
+    path = os.path.join(directory, f"qenex_fsync_probe_{os.getpid()}.tmp")
+    block = b"\0" * FSYNC_PROBE_BYTES
+    samples = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(FSYNC_PROBES_COUNT):
+            t0 = time.perf_counter()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return round(statistics.median(samples), 3)
+
+
+Prepare = Callable[[], Any]
+Execute = Callable[[Any], Awaitable[None]]
+
+
+async def timed_loop(name: str, seconds: float, clients: int, per_call: int, prepare: Prepare,
+                     execute: Execute) -> Result:
+    """``clients`` concurrent loops for ``seconds``: prepare a call (untimed), execute it (timed)."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
-    async def client(c: int) -> None:
+    async def client() -> None:
         done = 0
         while time.perf_counter() < deadline or done < SCENARIO_CALLS_MIN:
+            job = prepare()
             t0 = time.perf_counter()
-            await call(c)
+            await execute(job)
             latencies.append((time.perf_counter() - t0) * 1000)
             done += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(client(c) for c in range(clients)))
-    elapsed = time.perf_counter() - start
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - start if clients > 1 else sum(latencies) / 1000
     latencies.sort()
     transfers = len(latencies) * per_call
     return Result(
@@ -133,64 +166,59 @@ async def run_scenarios(kernel: Any, seconds: float) -> list[Result]:
         accounts.append(acct.id)
     hot = accounts[0]
     keys = Keys()
-    rng = secrets.SystemRandom()
+    rng = random.Random(20_261_121)  # reproducible account pairs; not security-relevant
 
-    def pair() -> tuple[str, str]:
+    def pair() -> tuple[Any, Any]:
         a, b = rng.sample(accounts, 2)
         return a, b
 
-    async def one(c: int, debit: str | None = None) -> None:
+    def prepare_one() -> tuple[Any, Any, str]:
         a, b = pair()
-        if debit is not None:
-            a = debit
-            while b == debit:
-                b = rng.choice(accounts)
+        return a, b, keys.next()
+
+    def prepare_hot() -> tuple[Any, Any, str]:
+        b = rng.choice(accounts[1:])
+        return hot, b, keys.next()
+
+    async def one(job: tuple[Any, Any, str]) -> None:
+        a, b, key = job
         await kernel.process_transaction(
-            TransactionType.TRANSFER,
-            from_account=a,
-            to_account=b,
-            amount=AMOUNT,
-            currency="USD",
-            idempotency_key=keys.next(),
+            TransactionType.TRANSFER, from_account=a, to_account=b, amount=AMOUNT, currency="USD", idempotency_key=key
         )
 
-    def batch_call(size: int) -> Callable[[int], Awaitable[None]]:
-        async def call(c: int) -> None:
+    def prepare_batch(size: int) -> Prepare:
+        def prepare() -> list[dict[str, Any]]:
             items = []
             for _ in range(size):
                 a, b = pair()
-                items.append(
-                    {
-                        "type": "TRANSFER",
-                        "from_account": a,
-                        "to_account": b,
-                        "amount": "0.01",
-                        "currency": "USD",
-                        "idempotency_key": keys.next(),
-                    }
-                )
-            results = await kernel.process_transactions(items)
-            failed = [r for r in results if not r.ok]
-            if failed:
-                raise RuntimeError(f"{len(failed)} batch items failed, first: {failed[0].error}")
+                items.append({"type": "TRANSFER", "from_account": a, "to_account": b, "amount": "0.01",
+                              "currency": "USD", "idempotency_key": keys.next()})  # fmt: skip
+            return items
 
-        return call
+        return prepare
+
+    async def batch(items: list[dict[str, Any]]) -> None:
+        results = await kernel.process_transactions(items)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise RuntimeError(f"{len(failed)} batch items failed, first: {failed[0].error}")
 
     for _ in range(WARMUP_CALLS):
-        await one(0)
+        await one(prepare_one())
     return [
-        await timed_loop("single", seconds, 1, 1, one),
-        await timed_loop("clients4", seconds, CLIENTS_COUNT, 1, one),
-        await timed_loop("hot4", seconds, CLIENTS_COUNT, 1, lambda c: one(c, debit=hot)),
-        await timed_loop("batch100", seconds, 1, 100, batch_call(100)),
-        await timed_loop("batch8000", seconds, 1, 8000, batch_call(8000)),
+        await timed_loop("single", seconds, 1, 1, prepare_one, one),
+        await timed_loop("clients4", seconds, CLIENTS_COUNT, 1, prepare_one, one),
+        await timed_loop("hot4", seconds, CLIENTS_COUNT, 1, prepare_hot, one),
+        await timed_loop("batch100", seconds, 1, 100, prepare_batch(100), batch),
+        await timed_loop("batch8000", seconds, 1, 8000, prepare_batch(8000), batch),
     ]
 
 
 def server_facts(url: str) -> dict[str, str]:
     with psycopg.connect(url, autocommit=True) as conn:
         facts = {}
-        for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "server_version"):
+        for name in ("fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "server_version",
+                     "data_directory"):
             row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
             facts[name] = str(row[0]) if row else ""
     return facts
@@ -227,20 +255,24 @@ def render(results: list[Result], facts: dict[str, str], host: dict[str, Any]) -
     from rich.table import Table
 
     table = Table(title="QENEX ledger, durable transfers")
-    for col in ("scenario", "transfers/s", "p50 ms/call", "p99 ms/call", "transfers", "calls", "seconds"):
+    for col in ("scenario", "transfers/s", "p50 ms", "p99 ms", "transfers", "calls", "seconds"):
         table.add_column(col, justify="right" if col != "scenario" else "left")
     for r in results:
         table.add_row(
             r.scenario, f"{r.transfers_per_s:,.0f}", f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}",
             f"{r.transfers:,}", str(r.calls), f"{r.seconds:.2f}",
         )  # fmt: skip
-    console = Console()
+    console = Console(width=max(100, Console().width))
     console.print(table)
     console.print(
         f"PostgreSQL {facts.get('server_version')}: fsync={facts.get('fsync')}, "
         f"synchronous_commit={facts.get('synchronous_commit')}, wal_sync_method={facts.get('wal_sync_method')}"
     )
     console.print(f"machine: {host['cpu']}, {host['cores']} cores, {host['ram_gib']} GiB RAM")
+    console.print(
+        f"disk fdatasync (8 kB, median): {host.get('fdatasync_ms')} ms; "
+        f"load average before/after: {host.get('load_before')} / {host.get('load_after')}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,13 +288,16 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_dbname(admin, name)
+    host = machine()
     try:
         facts = server_facts(url)
+        host["fdatasync_ms"] = fsync_probe(facts.pop("data_directory", ""))
+        host["load_before"] = round(os.getloadavg()[0], 2)
         results = asyncio.run(bench(url, args.seconds))
+        host["load_after"] = round(os.getloadavg()[0], 2)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    host = machine()
     durable = facts.get("fsync") == "on" and facts.get("synchronous_commit") == "on"
     if not args.json:
         render(results, facts, host)

@@ -328,3 +328,25 @@ def test_hostile_values_do_not_crash_or_flood_the_report():
         assert not report.valid
         assert all(len(i.message) <= 400 for i in report.issues), [len(i.message) for i in report.issues]
     assert "iso20022_amount_precision" in codes(iso.validate(wide_amount))
+
+
+def test_statement_balances_must_follow_from_the_entries():
+    from qenex.payments.iso20022 import StatementEntrySpec, StatementSpec
+
+    spec = StatementSpec(
+        id="S-1",
+        account_iban="DE89370400440532013000",
+        currency="EUR",
+        opening_balance="100.00",
+        opening_credit=True,
+        opening_date=date(2026, 3, 1),
+        closing_date=date(2026, 3, 2),
+        entries=(StatementEntrySpec(amount="40.00", credit=False, booking_date=date(2026, 3, 2)),),
+    )
+    text = iso.build_camt053([spec], created=CREATED).to_string()
+    assert not [i for i in iso.validate(text).issues if i.code == "iso20022_balance_mismatch"]
+    tampered = text.replace(">60.00<", ">61.00<")  # the closing balance no longer adds up
+    report = iso.validate(tampered)
+    assert report.valid  # a warning: paginated statements legitimately carry part of the entries
+    (issue,) = [i for i in report.issues if i.code == "iso20022_balance_mismatch"]
+    assert issue.location.startswith("/Document/BkToCstmrStmt/Stmt/Bal[2]")

@@ -305,6 +305,8 @@ def _check_statement_totals(msg: Iso20022Message, report: ValidationReport) -> N
         if local(st.tag) not in ("Stmt", "Rpt", "Ntfctn"):
             continue
         entries = r.all(st, "Ntry")
+        if local(st.tag) == "Stmt":
+            _check_balance_continuity(msg, st, entries, report)
         summary = r.f(st, "TxsSummry")
         if summary is None:
             continue
@@ -337,3 +339,43 @@ def _check_statement_totals(msg: Iso20022Message, report: ValidationReport) -> N
                         where(total_el),
                         _SUMMARY_SEVERITY,
                     )
+
+
+def _signed_amount(msg: Iso20022Message, el: etree._Element) -> Decimal | None:
+    amount = _dec(msg.r.t(el, "Amt"))
+    side = msg.r.t(el, "CdtDbtInd")
+    if amount is None or side not in ("CRDT", "DBIT"):
+        return None
+    return amount if side == "CRDT" else -amount
+
+
+def _check_balance_continuity(
+    msg: Iso20022Message, st: etree._Element, entries: list[etree._Element], report: ValidationReport
+) -> None:
+    """Opening booked balance + booked entries = closing booked balance. A warning: a paginated
+    statement carries only part of the entries, and banks differ on PRCD versus OPBD."""
+    r = msg.r
+    balances: dict[str, etree._Element] = {}
+    for bal in r.all(st, "Bal"):
+        code = r.t(bal, "Tp/CdOrPrtry/Cd")
+        if code in ("OPBD", "PRCD", "CLBD") and code not in balances:
+            balances[code] = bal
+    opening_el = balances.get("OPBD", balances.get("PRCD"))
+    closing_el = balances.get("CLBD")
+    if opening_el is None or closing_el is None or r.f(msg.body, "GrpHdr/MsgPgntn") is not None:
+        return
+    opening, closing = _signed_amount(msg, opening_el), _signed_amount(msg, closing_el)
+    # ISO 20022 usage: with RvslInd, CdtDbtInd already gives the reversal's own direction (a
+    # reversed debit is booked CRDT), so every booked entry counts by its indicator.
+    moves = [_signed_amount(msg, e) for e in entries if (r.t(e, "Sts/Cd", "Sts") or "BOOK") == "BOOK"]
+    if opening is None or closing is None or None in moves:
+        return
+    total = opening + sum(m for m in moves if m is not None)
+    if total != closing:
+        report.add(
+            "iso20022_balance_mismatch",
+            f"opening balance {shown(opening)} plus booked entries gives {shown(total)},"
+            f" but the closing booked balance is {shown(closing)}",
+            where(closing_el),
+            "warning",
+        )

@@ -557,3 +557,38 @@ def test_describe_mt103():
     assert summary["ordering_customer"]["account"] == "BE68539007547034"
     assert summary["beneficiary"]["name_address"].startswith("JANE ROE")
     assert summary["account_with_institution"]["bic"] == "BANKDEFF"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        (":71A:SHA", ":71A:SHA\r\n:77T:/NARR/REMITTANCE", "only in MT103 REMIT"),
+        ("{108:MUR0001}", "{108:MUR0001}{119:REMIT}", "must carry field 77T"),
+        ("{108:MUR0001}", "{108:MUR0001}{119:XYZ}", "not defined for MT103"),
+    ],
+)
+def test_mt103_validation_flags(old, new, fragment):
+    assert fragment in messages(swift.validate(mutate(MT103, old, new)))
+
+
+def test_mt103_remit_is_valid_with_77t_and_without_70():
+    text = mutate(mutate(MT103, "{108:MUR0001}", "{108:MUR0001}{119:REMIT}"), ":70:INVOICE 2024-001\r\n", "")
+    text = mutate(text, ":71A:SHA", ":71A:SHA\r\n:77T:/NARR/EXTENDED REMITTANCE {DATA @ #1\r\nSECOND LINE")
+    report = swift.validate(text)
+    assert report.valid, report.issues
+
+
+def test_mt202_cov_flag_and_sequence_b_go_together():
+    m202 = str(
+        swift.create_mt202(
+            sender_bic="BANKBEBB",
+            receiver_bic="BANKDEFF",
+            reference="FI-1",
+            related_reference="REL-1",
+            amount="1.00",
+            currency="EUR",
+            beneficiary_institution_bic="BANKFRPP",
+        )
+    )
+    report = swift.validate(m202.replace("{3:{", "{3:{119:COV}{"))
+    assert "must carry sequence B" in messages(report)

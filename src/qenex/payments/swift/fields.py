@@ -28,7 +28,7 @@ _CLASS: Final = {
     "h": "[0-9A-F]",
     "x": f"[{X_CHARS}]",
     "y": "[A-Z0-9.,\\-()/='+:?!\"%&*<>; ]",
-    "z": f"[{Z_CHARS}]",
+    "z": f"[{Z_CHARS}\\n]",  # z text such as 77T (9000z) counts its line breaks as characters
     "e": " ",
 }
 _TOKEN = re.compile(r"(\d+)(?:\*(\d+))?(!)?([nachxyzde])")

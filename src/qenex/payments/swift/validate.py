@@ -100,9 +100,36 @@ def _validate_one(msg: Message, report: ValidationReport, where: str, require_ue
         if b4.lead == "":
             report.add("mt_block4_start", "block 4 must start with a line break after '{4:'", f"{where}block 4")
         _check_fields(msg.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic)
+        _check_validation_flag(msg, report, where, mt)
     elif b4 is None and service in ("01", ""):
         report.add("mt_block_missing", "block 4 (text) is missing", f"{where}message")
     return _type_name(kind, mt, service)
+
+
+def _check_validation_flag(msg: Message, report: ValidationReport, where: str, mt: str) -> None:
+    """Block 3 field 119 and the fields it governs: REMIT carries 77T (and then no 70); COV marks an
+    MT202 with the underlying customer transfer in sequence B."""
+    b3 = msg.block("3")
+    flag = b3.get("119") if b3 is not None else None
+    tags = {f.tag for f in msg.fields}
+    location = f"{where}block 3 {{119:}}"
+    if mt == "103":
+        if "77T" in tags and flag != "REMIT":
+            report.add("mt_validation_flag", "field 77T is allowed only in MT103 REMIT ({119:REMIT})", location)
+        if flag == "REMIT" and "77T" not in tags:
+            report.add("mt_validation_flag", "MT103 REMIT must carry field 77T (envelope contents)", location)
+        if flag == "REMIT" and "70" in tags:
+            report.add("mt_validation_flag", "MT103 REMIT must not carry field 70; remittance goes in 77T", location)
+        if flag not in (None, "STP", "REMIT"):
+            report.add("mt_validation_flag", f"validation flag {flag} is not defined for MT103", location)
+    elif mt == "202":
+        has_seq_b = any(f.number in ("50", "59") for f in msg.fields)
+        if has_seq_b and flag != "COV":
+            report.add("mt_validation_flag", "an MT202 with sequence B (50a/59a) must carry {119:COV}", location)
+        if flag == "COV" and not has_seq_b:
+            report.add("mt_validation_flag", "MT202 COV must carry sequence B (50a and 59a)", location)
+        if flag not in (None, "COV"):
+            report.add("mt_validation_flag", f"validation flag {flag} is not defined for MT202", location)
 
 
 def _type_name(kind: str, mt: str, service: str) -> str:

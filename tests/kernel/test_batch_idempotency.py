@@ -182,3 +182,24 @@ def test_replay_through_the_general_path_matches_the_fast_path(kx):
         assert await k.get_account_balance(a) == D("8.00")
 
     kx(body)
+
+
+def test_large_batch_with_awkward_metadata_keeps_the_chain(kx, ledger_url):
+    from qenex.store.ledger_audit import verify_journal
+
+    awkward = {"note": "tab\there\nnew line \\ back-slash \r ünïcode ✓ \\N", "n": [1, 2.5]}
+
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "100.00", "0")
+        items = [_t(a, b, "0.01", metadata=awkward) for _ in range(150)]  # large enough for the COPY path
+        items.append({"type": "EXCHANGE", "from_account": a, "to_account": (await k.create_account(
+            owner_id="batch", currency="EUR")).id, "amount": "1.00", "currency": "USD", "rate": "1.0850"})
+        results = await k.process_transactions(items)
+        assert all(r.ok for r in results)
+        tx = await k.get_transaction(results[0].transaction_id)
+        assert tx.metadata == awkward
+        assert (await k.get_transaction(results[-1].transaction_id)).fx_rate == D("1.0850")
+        assert await k.get_account_balance(a) == D("97.50")
+
+    kx(body)
+    assert verify_journal(ledger_url).ok

@@ -18,7 +18,6 @@ import contextlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final
 
 import psycopg
@@ -102,23 +101,35 @@ rv AS (INSERT INTO ledger_reversals (tx_id, reversal_tx_id)
        SELECT * FROM unnest(%(r_tx)b::bigint[], %(r_rev)b::bigint[]))"""
 
 
-# From this many journal rows on, the journal goes in by binary COPY (one extra round trip,
-# much cheaper per row than dumping parameter arrays).
+# From this many journal rows on, the journal goes in by COPY (one extra round trip, much
+# cheaper per row than dumping parameter arrays).
 COPY_ROWS_MIN: Final = 64
 _COPY_JOURNAL = (
     "COPY ledger_journal (seq, tx_id, leg, kind, tx_type, debit_account, credit_account, amount_minor, currency, "
-    "ref_tx, fx_rate, metadata, created_at, hash) FROM STDIN (FORMAT BINARY)"
+    "ref_tx, fx_rate, metadata, created_at, hash) FROM STDIN"
 )
-_COPY_TYPES: Final = ["int8", "int8", "int2", "int2", "text", "int8", "int8", "int8", "text", "int8", "numeric",
-                      "text", "timestamptz", "bytea"]
+
+
+def _copy_text(value: str | None) -> str:
+    """A text field in COPY's text format: NULL is \\N; backslash, tab and line breaks are escaped."""
+    if value is None:
+        return "\\N"
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 async def _copy_journal(conn: AConn, plan: BatchPlan, now: datetime) -> None:
+    """The batch's journal rows as one COPY text buffer, built with plain string formatting
+    (several times faster than a per-row adapter call)."""
+    ts = now.isoformat()
+    null = "\\N"
+    lines = [
+        f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t"
+        f"{null if r[9] is None else r[9]}\t{null if r[10] is None else r[10]}\t"
+        f"{null if r[11] is None else _copy_text(r[11])}\t{ts}\t\\\\x{h.hex()}\n"
+        for r, h in zip(plan.journal, plan.hashes, strict=True)
+    ]
     async with conn.cursor() as cur, cur.copy(_COPY_JOURNAL) as copy:
-        copy.set_types(_COPY_TYPES)
-        for row, digest in zip(plan.journal, plan.hashes, strict=True):
-            fx = None if row[10] is None else Decimal(row[10])
-            await copy.write_row((*row[:10], fx, row[11], now, digest))
+        await copy.write("".join(lines).encode())
 
 
 async def lock_ledger(conn: AConn) -> None:

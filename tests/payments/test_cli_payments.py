@@ -201,3 +201,10 @@ def test_mt_relaxation_by_name(run_cli, tmp_path):
     assert any("121" in e["location"] + e["message"] for e in strict.json_lines()[0]["errors"])
     relaxed = run_cli("payments", "validate", "--relax", "allow-missing-uetr", str(path))
     assert relaxed.code == 0, relaxed.out
+
+
+def test_endless_device_is_bounded(run_cli):
+    """/dev/zero has no size: reading stops one byte past the limit and the file is refused."""
+    result = run_cli("payments", "validate", "--json", "/dev/zero")
+    assert result.code == 1
+    assert result.json_lines()[0]["errors"][0]["code"] == "payment_too_large"

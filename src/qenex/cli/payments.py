@@ -60,10 +60,9 @@ def register(app: typer.Typer) -> None:
 def read_file(path: Path) -> bytes:
     """The payment bytes of ``path``: size-bounded, gzip unwrapped. Unreadable -> FileReadError."""
     try:
-        size = path.stat().st_size
-        if size > MESSAGE_BYTES_MAX:
-            raise PaymentFormatError(f"file exceeds {MESSAGE_BYTES_MAX} bytes", code="payment_too_large")
-        raw = path.read_bytes()
+        # Read at most one byte past the limit: stat() sizes lie for pipes and devices (/dev/zero).
+        with path.open("rb") as fh:
+            raw = fh.read(MESSAGE_BYTES_MAX + 1)
     except (IsADirectoryError, PermissionError, FileNotFoundError, NotADirectoryError) as exc:
         raise FileReadError(f"{path}: {exc.strerror or exc}") from None
     except OSError as exc:

@@ -11,6 +11,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qenex.payments import SWIFTProtocol, swift
 from qenex.payments.common import PaymentFormatError
@@ -592,3 +594,64 @@ def test_mt202_cov_flag_and_sequence_b_go_together():
     )
     report = swift.validate(m202.replace("{3:{", "{3:{119:COV}{"))
     assert "must carry sequence B" in messages(report)
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+_PIECES = st.sampled_from(
+    [
+        "{1:F01BANKBEBBAXXX0000000000}",
+        "{2:I103BANKDEFFXXXXN}",
+        "{3:{121:" + UETR + "}}",
+        "{4:",
+        "-}",
+        "}",
+        "{5:{CHK:123456789ABC}}",
+        ":20:",
+        ":32A:",
+        ":61:",
+        ":86:",
+        ":NS:",
+        "\r\n",
+        "\n",
+        "\r",
+        "$",
+        "{",
+        ":",
+        "240115EUR1,00",
+        "ABC",
+        " ",
+        "-",
+        "/",
+        "\x0b",
+        "\u2028",
+        "\xfc",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=40))
+def test_parse_is_total_and_round_trips_exactly(pieces):
+    text = "".join(pieces)
+    try:
+        parsed = swift.parse(text)
+    except PaymentFormatError as exc:
+        assert exc.code.startswith("mt_")
+    else:
+        assert parsed.to_string() == text
+    report = swift.validate(text)  # never raises
+    assert all(i.code and i.location for i in report.errors)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=0, max_value=len(MT103) - 1), st.text(max_size=5))
+def test_mutated_mt103_never_crashes_validation_or_conversion(pos, junk):
+    from qenex.payments import convert
+
+    text = MT103[:pos] + junk + MT103[pos + 1 :]
+    swift.validate(text)
+    try:
+        convert.convert(text, "pacs.008")
+    except PaymentFormatError:
+        pass

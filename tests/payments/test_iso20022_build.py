@@ -109,6 +109,9 @@ def built_messages() -> dict[str, iso.Iso20022Message]:
             **common,
         ),
         "pain.002.001.03": iso.build_pain002([status], original_msg_id="MSG-1", group_status="PART", **common),
+        "pain.002.001.12": iso.build_pain002(
+            [status], original_msg_id="MSG-1", group_status="RJCT", version="pain.002.001.12", **common
+        ),
         "pacs.008.001.08": iso.build_pacs008(
             [transfer(uetr=UETR, instr_id="INSTR-1", charge_bearer="SHAR", remittance="Invoice 1")],
             instructing_agent_bic="COBADEFFXXX",
@@ -186,6 +189,7 @@ def test_packaged_schemas_cover_the_core_message_types():
         "pain.008.001.02",
         "pain.008.001.08",
         "pain.002.001.03",
+        "pain.002.001.12",
         "pacs.008.001.08",
         "camt.053.001.02",
         "camt.053.001.08",

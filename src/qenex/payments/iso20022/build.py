@@ -796,10 +796,13 @@ def build_pain002(
     msg_id: str | None = None,
     created: datetime | None = None,
     initiating_party: PartySpec | None = None,
+    version: str = "pain.002.001.03",
 ) -> Iso20022Message:
-    """pain.002.001.03 customer payment status report (the version SEPA uses and the
-    packaged schemas ship)."""
-    mt = "pain.002.001.03"
+    """Customer payment status report: pain.002.001.03 (the version SEPA uses) or .12 (with
+    UETR); the packaged schemas ship these two, not .10/.11."""
+    if version not in ("pain.002.001.03", "pain.002.001.12"):
+        raise PaymentFormatError(f"unsupported pain.002 version {version!r}", code="iso20022_build_invalid")
+    mt = version
     w = _W(mt)
     root = w.root()
     body = w.el(root, "CstmrPmtStsRpt")
@@ -820,6 +823,8 @@ def build_pain002(
             w.opt(tx, "StsId", _text(s.case_id, TEXT35_CHARS_MAX, "StsId"))
             w.opt(tx, "OrgnlInstrId", s.original_instr_id)
             w.opt(tx, "OrgnlEndToEndId", s.original_end_to_end_id)
+            if mt != "pain.002.001.03":
+                w.opt(tx, "OrgnlUETR", s.original_uetr)
             w.opt(tx, "TxSts", s.status)
             _reason(w, tx, "StsRsnInf", s)
     return _finish(root, mt)

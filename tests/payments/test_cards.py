@@ -188,6 +188,21 @@ def test_validation_rules() -> None:
     assert "iso8583_field_missing" in {i.code for i in cards.validate(approved).errors}
 
 
+def test_track2_and_processing_code() -> None:
+    req = _request()
+    good = CardMessage("0100", dict(req.fields) | {"35": req.pan + "=29121010000000000"})
+    assert cards.validate(cards.render(good)).valid
+    other = pan("4", 16, filler="1")
+    bad = CardMessage("0100", dict(req.fields) | {"35": other + "=29131010000000000", "3": "990000"})
+    report = cards.validate(cards.render(bad))
+    assert {(i.code, i.location) for i in report.errors} == {
+        ("iso8583_track2", "field 35"),
+        ("iso8583_processing_code", "field 3"),
+    }
+    assert len([i for i in report.errors if i.code == "iso8583_track2"]) == 2
+    assert other not in str(report.to_dict()) and req.pan not in repr(bad)
+
+
 def test_builders_refuse_bad_input() -> None:
     good = pan("4", 16)
     bad = good[:-1] + str((int(good[-1]) + 1) % 10)

@@ -88,7 +88,7 @@ def validate(data: str | bytes | AchFile, **options: Any) -> ValidationReport:
 
 
 def describe(f: AchFile) -> dict[str, Any]:
-    """Human-oriented summary for `qenex payments show` (account numbers are masked)."""
+    """Human-oriented summary for `qenex payments show`: file, batches and totals; no account numbers."""
     batches = []
     debit = credit = 0
     for b in f.batches:

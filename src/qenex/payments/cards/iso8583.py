@@ -97,6 +97,22 @@ REQUIRED_FIELDS: Final = {
 # Fields a response copies from its request (ISO 8583:1987, "mandatory echo").
 ECHO_FIELDS: Final[tuple[str, ...]] = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49", "90")
 APPROVED: Final = "00"
+# Processing code positions 1-2, transaction type (ISO 8583:1987 Annex A).
+PROCESSING_TYPES: Final = {
+    "00": "goods and services",
+    "01": "cash",
+    "02": "debit adjustment",
+    "09": "goods and services with cash disbursement",
+    "11": "quasi-cash",
+    "17": "cash advance",
+    "20": "returns / refund",
+    "21": "deposit",
+    "22": "credit adjustment",
+    "28": "payment",
+    "30": "available funds inquiry",
+    "31": "balance inquiry",
+    "40": "cardholder accounts transfer",
+}
 
 
 @dataclass(slots=True)
@@ -233,8 +249,28 @@ def check_message(msg: CardMessage, report: ValidationReport) -> None:
         report.add("iso8583_date", "expiration date is not YYMM", "field 14")
     if is_digits(f.get("49", "")) and not _numeric_currency(f["49"]):
         report.add("iso8583_currency", f"'{f['49']}' is not an ISO 4217 numeric currency code", "field 49")
+    if f.get("3") and is_digits(f["3"]) and f["3"][:2] not in PROCESSING_TYPES:
+        report.add(
+            "iso8583_processing_code", f"transaction type '{f['3'][:2]}' is not a known processing code", "field 3"
+        )
+    if f.get("35"):
+        _check_track2(f, report)
     if msg.mti.endswith("10") and f.get("39") == APPROVED and msg.mti in ("0110", "0210") and not f.get("38"):
         report.add("iso8583_field_missing", "an approved authorization carries field 38", "field 38")
+
+
+def _check_track2(f: dict[str, str], report: ValidationReport) -> None:
+    """Track 2 (ISO/IEC 7813): PAN, separator "=" (or "D"), YYMM expiry, service code; the PAN
+    must equal field 2 when both are present."""
+    track = f["35"]
+    sep = next((i for i, ch in enumerate(track) if ch in "=D"), -1)
+    if sep < 12 or not is_digits(track[:sep]) or len(track) < sep + 8 or not is_digits(track[sep + 1 : sep + 8]):
+        report.add("iso8583_track2", "track 2 is not PAN=YYMM+service code", "field 35")
+        return
+    if not 1 <= int(track[sep + 3 : sep + 5]) <= 12:
+        report.add("iso8583_track2", "track 2 expiry month is not 01-12", "field 35")
+    if f.get("2") and f["2"] != track[:sep]:
+        report.add("iso8583_track2", "track 2 PAN differs from field 2", "field 35")
 
 
 def _valid_mmddhhmmss(v: str) -> bool:

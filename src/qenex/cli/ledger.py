@@ -28,6 +28,7 @@ from qenex.cli._ledger_common import (
     run_kernel,
     store_module,
 )
+from qenex.errors import QenexError
 
 # A page of `account list` is bounded: the kernel's cursor pagination carries the rest.
 LIST_LIMIT_MAX = 1000
@@ -358,6 +359,8 @@ def _report_check(name: str, report: Any) -> dict[str, Any]:
     if checked is None:
         checked = getattr(report, "entries_checked", None)
     details = f"{checked} records checked" if checked is not None else ""
+    notes = [str(n) for n in (getattr(report, "notes", None) or [])]
+    details = "; ".join([d for d in (details, *notes) if d])
     return {"name": name, "ok": ok, "details": details, "problems": problems}
 
 
@@ -372,7 +375,11 @@ def _security_audit_check(url: str) -> dict[str, Any]:
         from qenex.security.audit import verify_audit_log
     except ImportError:
         return {"name": name, "ok": None, "details": "qenex.security.audit is not installed", "problems": []}
-    return _report_check(name, run_db(lambda: verify_audit_log(url)))
+    try:
+        report = run_db(lambda: verify_audit_log(url))
+    except QenexError as exc:  # e.g. no key to check the checkpoints' signatures: not verified, so not intact
+        return {"name": name, "ok": False, "details": "could not be verified", "problems": [str(exc)]}
+    return _report_check(name, report)
 
 
 # ---------------------------------------------------------------- bench

@@ -501,3 +501,46 @@ def test_fast_path_code_classes_match_the_code_tables() -> None:
     assert members(ach_validator._TC_CREDIT) == C.CREDIT_CODES - C.ADV_CODES
     assert members(ach_validator._TC_DEBIT) == C.DEBIT_CODES - C.ADV_CODES
     assert members(ach_validator._TC_ALL) == C.TRANSACTION_CODES - C.ADV_CODES
+
+
+def _adv_file(amount: str = "000000050000", control_hash: str | None = None) -> str:
+    """An ADV (automated accounting advice) file written from the Appendix Three layouts."""
+    header = "101 " + RDFI + " " + ODFI + "2403040930A094101" + "DEST".ljust(23) + "ORIG".ljust(23) + " " * 8
+    bh = "5280" + "ACME CORP".ljust(16) + " " * 20 + "1234567890" + "ADV" + "ACCOUNTING" + " " * 6 + "240305"
+    bh += "   0" + ODFI[:8] + "0000001"
+    entry = (
+        "681"
+        + RDFI
+        + "744-5678-99".ljust(15)
+        + amount
+        + ODFI
+        + "11131"
+        + " "
+        + "NAME".ljust(22)
+        + "  "
+        + "0"
+        + "01100001"
+        + "050"
+        + "0001"
+    )
+    rdfi_hash = control_hash or f"{int(RDFI[:8]):010d}"
+    bc = "8280" + "000001" + rdfi_hash + "0" * 20 + f"{int(amount):020d}" + " " * 19 + ODFI[:8] + "0000001"
+    fc = "9000001000001" + "00000001" + rdfi_hash + "0" * 20 + f"{int(amount):020d}" + " " * 23
+    return "\n".join([header, bh, entry, bc, fc] + ["9" * 94] * 5) + "\n"
+
+
+def test_adv_layouts() -> None:
+    text = _adv_file()
+    assert all(len(line) == 94 for line in text.splitlines())
+    report = ach.validate(text)
+    assert report.valid, report.issues
+    f = ach.parse(text)
+    assert f.batches[0].entries[0].amount_cents == 50000
+    assert type(f.control).__name__ == "ADVFileControl"
+    report = ach.validate(_adv_file(control_hash="0000000001"))
+    assert {i.location for i in report.errors} == {
+        "line 4 adv_batch_control.entry_hash",
+        "line 5 adv_file_control.entry_hash",
+    }
+    wrong_code = _adv_file().replace("681" + RDFI, "622" + RDFI)
+    assert "ach_adv_transaction_code" in codes(ach.validate(wrong_code))

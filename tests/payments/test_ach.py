@@ -544,3 +544,16 @@ def test_adv_layouts() -> None:
     }
     wrong_code = _adv_file().replace("681" + RDFI, "622" + RDFI)
     assert "ach_adv_transaction_code" in codes(ach.validate(wrong_code))
+
+
+def test_iat_addenda_count_and_order() -> None:
+    full = ["10", "11", "12", "13", "14", "15", "16", "17", "18"]
+    text = _iat_file(full)
+    entry = next(line for line in text.splitlines() if line.startswith("6"))
+    mandatory_only = text.replace(entry, entry[:12] + "0007" + entry[16:])
+    report = ach.validate(mandatory_only)
+    assert report.valid and any(i.code == "ach_iat_addenda_count" and i.severity == "warning" for i in report.issues)
+    wrong = text.replace(entry, entry[:12] + "0005" + entry[16:])
+    assert "ach_iat_addenda_count" in codes(ach.validate(wrong))
+    assert "ach_iat_addenda" in codes(ach.validate(_iat_file(full[:7] + ["18", "17"])))
+    assert "ach_iat_addenda" in codes(ach.validate(_iat_file(full[:7] + ["17", "17", "17"])))

@@ -241,6 +241,7 @@ def test_jpy_amount_must_have_no_decimals_and_kwd_three():
         (":23B:CRED", ":23B:SPRI\r\n:23E:HOLD", "SDVA, TELB, PHOB or INTC"),
         (":23B:CRED", ":23B:CRED\r\n:23E:CHQB/INFO", "must not carry additional"),
         (":23B:CRED", ":23B:CRED\r\n:23E:TELI", "TELI or PHOI"),
+        (":23B:CRED", ":23B:CRED\r\n:23E:CHQB", "pay by cheque"),
         (":23B:CRED", ":23B:XXXX", "23B must be"),
         (":52A:BANKBEBB", ":52A:BANKBEBB\r\n:56A:BANKFRPP", ""),  # 56a with 57a: fine
         (":57A:BANKDEFF\r\n", ":56A:BANKFRPP\r\n", "57a is mandatory"),
@@ -282,6 +283,13 @@ def test_mt103_stp_restricts_options_and_codes():
     assert "not allowed in MT103 STP" in messages(report)
     report = swift.validate(mutate(stp, ":23B:CRED", ":23B:CRED\r\n:23E:HOLD"))
     assert "23E code HOLD" in messages(report)
+    report = swift.validate(mutate(stp, ":71A:SHA", ":71A:SHA\r\n:72:/INS/NOT A BIC"))
+    assert "/INS/ in field 72" in messages(report)
+    report = swift.validate(mutate(stp, ":71A:SHA", ":71A:SHA\r\n:72:/REJT/XX"))
+    assert "/REJT/" in messages(report)
+    assert swift.validate(mutate(stp, ":71A:SHA", ":71A:SHA\r\n:72:/INS/BANKGB2L")).valid
+    report = swift.validate(mutate(stp, ":59:/DE89370400440532013000\r\nJANE ROE", ":59:JANE ROE"))
+    assert "beneficiary account" in messages(report)
 
 
 # ---- builders -----------------------------------------------------------------------------------

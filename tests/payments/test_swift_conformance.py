@@ -58,10 +58,10 @@ SPEC_EXCEPTIONS: dict[str, str] = {
         "example puts 'FAVOUR H.F. JANSSEN' on the supplementary details line)"
     ),
     "mt/ballerina_swiftmt-to-iso20022/test_custom_mt_mx/custom_a_2014__a_2014.fin": (
-        "MT103 71A BEN without any 71F: network rule C14 (error E15) makes 71F mandatory with BEN"
+        "MT103 71A BEN without any 71F: network rule (error E15) makes 71F mandatory with BEN"
     ),
     "mt/ballerina_swiftmt-to-iso20022/test_p_2_1_2_mt_mx/103_pacs004_B_B__finMessage_p_2_1_2_B_B.fin": (
-        "MT103 71A BEN without any 71F: network rule C14 (error E15)"
+        "MT103 71A BEN without any 71F: network rule (error E15)"
     ),
     "mt/ballerina_swiftmt-to-iso20022/test_pc_09_1_1mt_mx/pc_09_1_1_pacs009_A_B_112__finMessage_00911_mt202_A_B.fin": (
         "MT202 53A 'CP01AA89787' is not a BIC (4!a2!a2!c[3!c]: the bank code must be letters)"

@@ -223,6 +223,8 @@ def _mt103(
     _mt103_instructions(kind, fields, bank_op, at, report, loc)
     _mt103_parties(bank_op, value, at, fields, report, loc)
     _mt103_charges(fields, value, at, report, loc)
+    if kind == "103STP":
+        _mt103_stp(fields, value, at, report, loc)
 
 
 def _mt103_amounts(
@@ -264,7 +266,7 @@ def _mt103_amounts(
     if ("71F" in value or "71G" in value) and "33B" not in value:
         report.add(
             "mt_rule",
-            "field 33B is mandatory when 71F or 71G is present [C15/D51]",
+            "field 33B is mandatory when 71F or 71G is present [C16/D51]",
             loc(at.get("71F", at.get("71G", 0))),
         )
 
@@ -292,9 +294,17 @@ def _mt103_instructions(
     if len(codes) != len(set(codes)):
         report.add("mt_rule", "a 23E code must not be repeated [E46]", loc(at["23E"]))
     if "56" not in at and any(c in ("TELI", "PHOI") for c in codes):
-        report.add("mt_rule", "without field 56a, 23E must not contain TELI or PHOI [C17/E44]", loc(at["23E"]))
+        report.add("mt_rule", "without field 56a, 23E must not contain TELI or PHOI [E44]", loc(at["23E"]))
+    if "CHQB" in codes:
+        ben = next((f for f in fields if f.number == "59"), None)
+        if ben is not None and ben.text.startswith("/"):
+            report.add(
+                "mt_rule",
+                "with 23E CHQB (pay by cheque), the beneficiary account must not be present [E18]",
+                loc(at["59"]),
+            )
     if "57" not in at and any(c in ("TELE", "PHON") for c in codes):
-        report.add("mt_rule", "without field 57a, 23E must not contain TELE or PHON [C18/E45]", loc(at["23E"]))
+        report.add("mt_rule", "without field 57a, 23E must not contain TELE or PHON [E45]", loc(at["23E"]))
 
 
 def _mt103_parties(
@@ -313,7 +323,7 @@ def _mt103_parties(
         ("54D", "54a may only use option A [C6/E05]"),
         ("55B", "55a may only use option A [C8/E07]"),
         ("55D", "55a may only use option A [C8/E07]"),
-        ("57B", "57a may only use option A, C or D [C11/E09]"),
+        ("57B", "57a may only use option A, C or D [E09]"),
     ]
     for tag, text in checks:
         if tag in at:
@@ -321,18 +331,39 @@ def _mt103_parties(
     if "53B" in value and not value["53B"].startswith("/"):
         report.add("mt_rule", f"with 23B {bank_op}, 53B must carry a party identifier [C5/E04]", loc(at["53B"]))
     if bank_op == "SPRI" and "56" in at:
-        report.add("mt_rule", "with 23B SPRI, field 56a must not be present [C10/E16]", loc(at["56"]))
+        report.add("mt_rule", "with 23B SPRI, field 56a must not be present [E16]", loc(at["56"]))
     elif "56D" in at:
-        report.add("mt_rule", f"with 23B {bank_op}, 56a may only use option A or C [C10/E17]", loc(at["56D"]))
+        report.add("mt_rule", f"with 23B {bank_op}, 56a may only use option A or C [E17]", loc(at["56D"]))
     if "57D" in value and not value["57D"].startswith("/"):
-        report.add("mt_rule", f"with 23B {bank_op}, 57D must carry a party identifier [C11/E09]", loc(at["57D"]))
+        report.add("mt_rule", f"with 23B {bank_op}, 57D must carry a party identifier [E09]", loc(at["57D"]))
     ben = next((f for f in fields if f.number == "59"), None)
     if ben is not None and not ben.text.startswith("/"):
         report.add(
             "mt_rule",
-            f"with 23B {bank_op}, the beneficiary account (59a /account) is mandatory [C12/E10]",
+            f"with 23B {bank_op}, the beneficiary account (59a /account) is mandatory [E10]",
             loc(at["59"]),
         )
+
+
+def _mt103_stp(
+    fields: list[Field], value: dict[str, str], at: dict[str, int], report: ValidationReport, loc: Locator
+) -> None:
+    """MT103 STP: 53B names the account, the beneficiary's account is always given, and field 72
+    uses no reject/return codes and names the instructing institution by BIC after /INS/."""
+    if "53B" in value and not value["53B"].startswith("/"):
+        report.add("mt_rule", "MT103 STP: 53B must carry a party identifier (account) [E04]", loc(at["53B"]))
+    ben = next((f for f in fields if f.number == "59"), None)
+    if ben is not None and not ben.text.startswith("/"):
+        report.add("mt_rule", "MT103 STP: the beneficiary account (59a /account) is mandatory [E10]", loc(at["59"]))
+    text72 = value.get("72")
+    if text72 is None:
+        return
+    for line in text72.split("\n"):
+        code = line[1:5] if line.startswith("/") and line[5:6] == "/" else ""
+        if code in ("REJT", "RETN"):
+            report.add("mt_rule", f"MT103 STP: field 72 must not use /{code}/", loc(at["72"]))
+        if line.startswith("/INS/") and fmt.bic_problem(line[5:].strip()) is not None:
+            report.add("mt_rule", "MT103 STP: /INS/ in field 72 must be followed by a valid BIC", loc(at["72"]))
 
 
 def _mt103_charges(
@@ -344,18 +375,18 @@ def _mt103_charges(
         return
     has_f, has_g = "71F" in value, "71G" in value
     if charges == "OUR" and has_f:
-        report.add("mt_rule", "with 71A OUR, field 71F must not be present [C14/E13]", loc(at["71F"]))
+        report.add("mt_rule", "with 71A OUR, field 71F must not be present [E13]", loc(at["71F"]))
     if charges == "SHA" and has_g:
-        report.add("mt_rule", "with 71A SHA, field 71G must not be present [C14/D50]", loc(at["71G"]))
+        report.add("mt_rule", "with 71A SHA, field 71G must not be present [D50]", loc(at["71G"]))
     if charges == "BEN":
         if not has_f:
-            report.add("mt_rule", "with 71A BEN, at least one 71F is mandatory [C14/E15]", loc(at["71A"]))
+            report.add("mt_rule", "with 71A BEN, at least one 71F is mandatory [E15]", loc(at["71A"]))
         if has_g:
-            report.add("mt_rule", "with 71A BEN, field 71G must not be present [C14/E15]", loc(at["71G"]))
+            report.add("mt_rule", "with 71A BEN, field 71G must not be present [E15]", loc(at["71G"]))
     if has_g:
         pair = read_ccy_amount(value["71G"])
         if pair is not None and amount_of(pair[1]) == 0:
-            report.add("mt_rule", "the amount in 71G must not be zero [C15/D57]", loc(at["71G"]))
+            report.add("mt_rule", "the amount in 71G must not be zero [D57]", loc(at["71G"]))
 
 
 def _mt202(kind: str, fields: list[Field], report: ValidationReport, loc: Locator) -> None:

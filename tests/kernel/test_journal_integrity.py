@@ -113,3 +113,27 @@ def test_reordered_entries_are_found(ledger_with_entries):
         "UPDATE ledger_journal SET seq = 9 WHERE seq = -1",
     )
     assert _kinds_at(ledger_with_entries) == {8: "reordered", 9: "reordered"}
+
+
+def test_long_journal_is_verified_in_a_bounded_window(fresh_db_url):
+    migrate(fresh_db_url)
+
+    async def body(k: FinancialKernel) -> None:
+        a = await k.create_account(owner_id="audit", currency="USD", initial_balance="1000.00")
+        b = await k.create_account(owner_id="audit", currency="USD")
+        items = [{"type": "TRANSFER", "from_account": a.id, "to_account": b.id, "amount": "0.01", "currency": "USD"}
+                 for _ in range(400)]
+        assert all(r.ok for r in await k.process_transactions(items))
+
+    run_kernel(fresh_db_url, body)
+    report = verify_journal(fresh_db_url)
+    assert report.ok and report.entries_checked == 401
+    _tamper(
+        fresh_db_url,
+        "UPDATE ledger_journal SET debit_account = credit_account, credit_account = debit_account WHERE seq = 150",
+        "UPDATE ledger_journal SET seq = -1 WHERE seq = 300",
+        "UPDATE ledger_journal SET seq = 300 WHERE seq = 301",
+        "UPDATE ledger_journal SET seq = 301 WHERE seq = -1",
+        "DELETE FROM ledger_journal WHERE seq = 380",
+    )
+    assert _kinds_at(fresh_db_url) == {150: "modified", 300: "reordered", 301: "reordered", 380: "deleted"}

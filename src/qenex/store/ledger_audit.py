@@ -101,49 +101,79 @@ def _classify(rows: list[tuple[Any, ...]], i: int, prev: bytes, shift: int) -> A
     return AuditProblem(seq, "modified", f"entry {seq} does not match the hash chain")
 
 
-def _load(conn: psycopg.Connection) -> tuple[list[tuple[Any, ...]], int, bytes]:
-    head = conn.execute("SELECT last_seq, last_hash FROM ledger_head WHERE id = 1").fetchone()
-    with conn.cursor(name="qenex_audit") as cur:
-        cur.itersize = VERIFY_FETCH_ROWS
-        cur.execute(_ROW_SQL)
-        rows = list(cur)
-    if head is None:
-        return rows, 0, GENESIS_HASH
-    return rows, int(head[0]), bytes(head[1])
+class _Verifier:
+    """Walks the journal in seq order keeping only a window of rows around the one being checked,
+    so memory stays bounded whatever the journal's length."""
+
+    def __init__(self, head_seq: int) -> None:
+        self.head_seq = head_seq
+        self.window: list[tuple[Any, ...]] = []
+        self.pos = 0
+        self.prev = GENESIS_HASH
+        self.expected = 1
+        self.shift = 0  # rows inserted so far (later rows are checked at their original numbers)
+        self.count = 0
+        self.last_seq = 0
+        self.problems: list[AuditProblem] = []
+
+    def feed(self, row: tuple[Any, ...]) -> None:
+        self.window.append(row)
+        self.count += 1
+        if len(self.window) - self.pos > REORDER_WINDOW_ROWS:
+            self._step()
+
+    def finish(self) -> None:
+        while self.pos < len(self.window):
+            self._step()
+
+    def _step(self) -> None:
+        rows = self.window
+        if self.pos > REORDER_WINDOW_ROWS:  # keep REORDER_WINDOW_ROWS rows behind the current one
+            del rows[0]
+            self.pos -= 1
+        i = self.pos
+        row = rows[i]
+        seq = row[0]
+        self.last_seq = seq
+        self.pos += 1
+        if len(self.problems) >= PROBLEMS_MAX:
+            return
+        if seq > self.head_seq:
+            self.problems.append(AuditProblem(seq, "inserted", f"entry {seq} lies beyond the chain head"))
+        elif seq != self.expected:
+            self.problems.append(AuditProblem(self.expected, "deleted",
+                                              f"entries {self.expected}..{seq - 1} are missing"))
+        elif _hash(self.prev, row, seq - self.shift) != bytes(row[13]) and not _after_moved(rows, i, self.problems):
+            problem = _classify(rows, i, self.prev, self.shift)
+            self.problems.append(problem)
+            if problem.kind == "inserted":
+                self.shift += 1
+                self.expected = seq + 1
+                return  # the chain continues from the row before the inserted one
+        self.prev = bytes(row[13])
+        self.expected = seq + 1
 
 
 def verify_journal(conninfo: str) -> AuditReport:
     """Recompute the journal's hash chain; report every located break."""
     with psycopg.connect(conninfo) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        rows, head_seq, head_hash = _load(conn)
-    problems: list[AuditProblem] = []
-    prev = GENESIS_HASH
-    expected = 1
-    shift = 0  # rows inserted so far (later rows are checked at their original numbers)
-    for i, row in enumerate(rows):
-        seq = row[0]
-        if len(problems) >= PROBLEMS_MAX:
-            break
-        if seq > head_seq:
-            problems.append(AuditProblem(seq, "inserted", f"entry {seq} lies beyond the chain head {head_seq}"))
-        elif seq != expected:
-            problems.append(AuditProblem(expected, "deleted", f"entries {expected}..{seq - 1} are missing"))
-        elif _hash(prev, row, seq - shift) != bytes(row[13]) and not _after_moved(rows, i, problems):
-            problem = _classify(rows, i, prev, shift)
-            problems.append(problem)
-            if problem.kind == "inserted":
-                shift += 1
-                expected = seq + 1
-                continue  # the chain continues from the row before the inserted one
-        prev = bytes(row[13])
-        expected = seq + 1
-    last_seq = rows[-1][0] if rows else 0
+        head = conn.execute("SELECT last_seq, last_hash FROM ledger_head WHERE id = 1").fetchone()
+        head_seq, head_hash = (0, GENESIS_HASH) if head is None else (int(head[0]), bytes(head[1]))
+        verifier = _Verifier(head_seq)
+        with conn.cursor(name="qenex_audit") as cur:
+            cur.itersize = VERIFY_FETCH_ROWS
+            cur.execute(_ROW_SQL)
+            for row in cur:
+                verifier.feed(row)
+        verifier.finish()
+    problems = verifier.problems
+    last_seq = verifier.last_seq
     if last_seq < head_seq:
         problems.append(AuditProblem(last_seq + 1, "deleted", f"entries {last_seq + 1}..{head_seq} are missing"))
-    elif rows and last_seq == head_seq and prev != head_hash:
+    elif verifier.count and last_seq == head_seq and verifier.prev != head_hash:
         problems.append(AuditProblem(head_seq, "head_mismatch", "the last entry's hash differs from the chain head"))
-    return AuditReport(not problems, len(rows), head_seq, head_hash.hex(), problems)
+    return AuditReport(not problems, verifier.count, head_seq, head_hash.hex(), problems)
 
 
 _INVARIANT_QUERIES: Final = (

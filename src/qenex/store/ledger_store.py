@@ -59,7 +59,7 @@ _SQL_HEAD = "SELECT last_seq, last_hash, clock_timestamp() FROM ledger_head WHER
 _SQL_IDEM = "SELECT key, request_hash, result_id FROM ledger_idempotency WHERE key = ANY(%s::text[])"
 _SQL_PENDING = (
     f"SELECT {_PENDING_COLS} FROM ledger_pending WHERE tx_id = ANY(%s::bigint[]) "
-    f"UNION (SELECT {_PENDING_COLS} FROM ledger_pending WHERE state = 0 AND expires_at <= clock_timestamp() "
+    f"UNION (SELECT {_PENDING_COLS} FROM ledger_pending WHERE state = 0 AND expires_at <= statement_timestamp() "
     f"ORDER BY expires_at LIMIT {EXPIRY_SWEEP_ITEMS_MAX})"
 )
 _SQL_ORIGINALS = (

@@ -18,10 +18,10 @@ from qenex.payments.ach.codes import is_digits
 from qenex.payments.ach.options import AchOptions
 from qenex.payments.ach.reader import block_count
 from qenex.payments.ach.records import (
+    RECORD_LENGTH_CHARS,
     AchFile,
     Addenda,
     ADVBatchControl,
-    ADVEntryDetail,
     Batch,
     Entry,
     IATBatchHeader,
@@ -31,9 +31,6 @@ from qenex.payments.ach.records import (
 from qenex.payments.common import ValidationReport
 
 ENTRY_HASH_MODULO = 10**10
-_STD_ENTRY_OK = re.compile(r"6\d{11}.{17}\d{10}.{39}[01]\d{15}", re.S | re.ASCII)
-_IAT_ENTRY_OK = re.compile(r"6\d{15}.{13}\d{10}.{39}1\d{15}", re.S | re.ASCII)
-_ADV_ENTRY_OK = re.compile(r"6\d{11}.{15}\d{21}.{28}[01]\d{15}", re.S | re.ASCII)
 _ID_MODIFIER = re.compile(r"[A-Z0-9]", re.ASCII)
 _ALPHA2 = re.compile(r"[A-Z]{2}", re.ASCII)
 _ALPHA3 = re.compile(r"[A-Z]{3}", re.ASCII)
@@ -106,6 +103,37 @@ def _column_number_sum(text: str, start: int, width: int) -> int:
     return total
 
 
+_LAYOUT_PATTERNS: dict[type[Record], re.Pattern[str]] = {}
+
+
+def _layout_pattern(cls: type[Record]) -> re.Pattern[str]:
+    pattern = _LAYOUT_PATTERNS.get(cls)
+    if pattern is None:
+        pattern = _LAYOUT_PATTERNS[cls] = _build_layout_pattern(cls)
+    return pattern
+
+
+def _build_layout_pattern(cls: type[Record]) -> re.Pattern[str]:
+    """One pattern per record layout that a clean record matches: digits in numeric fields,
+    blanks or zeros in reserved ones, printable ASCII elsewhere (mandatory text is checked apart)."""
+    kinds = ["p"] * RECORD_LENGTH_CHARS
+    for f in cls.fields:
+        for i in range(f.start, min(f.end, RECORD_LENGTH_CHARS)):
+            if f.kind == "N":
+                kinds[i] = "d"
+            elif f.kind == "R" and kinds[i] == "p":
+                kinds[i] = "r"
+    classes = {"d": "[0-9]", "r": "[ 0]", "p": "[ -~]"}
+    out, i = [], 0
+    while i < RECORD_LENGTH_CHARS:
+        j = i
+        while j < RECORD_LENGTH_CHARS and kinds[j] == kinds[i]:
+            j += 1
+        out.append(f"{classes[kinds[i]]}{{{j - i}}}")
+        i = j
+    return re.compile("".join(out), re.ASCII)
+
+
 def _yymmdd(value: str) -> date | None:
     if len(value) != 6 or not is_digits(value):
         return None
@@ -129,17 +157,24 @@ class _Checker:
         self.report.add(code, message, f"line {rec.line_no} {rec.record_name}.{field}", severity="warning")
 
     # -- generic field checks -------------------------------------------------------------
-    def fields(self, rec: Record) -> None:
-        """Numeric fields hold digits, mandatory ones are not blank, reserved ones are blank."""
+    def fields(self, rec: Record) -> bool:
+        """Numeric fields hold digits, mandatory ones are not blank, reserved ones are blank.
+        Returns True when the whole record also is printable ASCII (no charset check needed)."""
         line = rec.line
+        if _layout_pattern(type(rec)).fullmatch(line) is not None:
+            for f in rec.mandatory:
+                if not line[f.start : f.end].strip():
+                    self.err(rec, f.name, "ach_required", f"{f.name} is required")
+            return True
         for f in rec.fields:
             value = line[f.start : f.end]
             if f.kind == "N" and not is_digits(value):
                 self.err(rec, f.name, "ach_numeric", f"{f.name} must be {f.width} digits, found '{value.strip()}'")
             elif f.kind == "M" and not value.strip():
                 self.err(rec, f.name, "ach_required", f"{f.name} is required")
-            elif f.kind == "R" and value.strip() and value.strip("0"):
+            elif f.kind == "R" and value.strip(" 0"):
                 self.warn(rec, f.name, "ach_reserved", f"{f.name} is reserved and should be blank")
+        return False
 
     def charset(self, rec: Record) -> None:
         line = rec.line
@@ -334,19 +369,8 @@ class _Checker:
     def entry(self, e: Entry, sec: str, scc: str, same_day: bool) -> int:
         rec = e.record
         line = rec.line
-        if isinstance(rec, IATEntryDetail):
-            pattern = _IAT_ENTRY_OK
-        elif isinstance(rec, ADVEntryDetail):
-            pattern = _ADV_ENTRY_OK
-        else:
-            pattern = _STD_ENTRY_OK
-        if pattern.fullmatch(line) is None or not line.isascii() or not line.isprintable():
-            self.fields(rec)
+        if not self.fields(rec):
             self.charset(rec)
-        else:  # the pattern proves the numeric fields; required text fields are checked here
-            for f in rec.mandatory:
-                if not line[f.start : f.end].strip():
-                    self.err(rec, f.name, "ach_required", f"{f.name} is required")
         a, b = rec.amount_slice
         amount = line[a:b]
         cents = int(amount) if is_digits(amount) else 0
@@ -359,6 +383,10 @@ class _Checker:
         elif scc == C.SCC_DEBITS and tc in C.CREDIT_CODES:
             self.err(rec, "transaction_code", "ach_service_class_mismatch", "credit entry in a debits-only (225) batch")
         indicator = line[78]
+        if indicator not in "01":
+            self.err(
+                rec, "addenda_record_indicator", "ach_addenda_indicator", "addenda record indicator must be 0 or 1"
+            )
         if (indicator == "1") != bool(e.addenda) and not isinstance(rec, IATEntryDetail):
             self.err(
                 rec,
@@ -471,8 +499,8 @@ class _Checker:
         if a.line[1:3] not in ("02", "05", "98", "99", "10", "11", "12", "13", "14", "15", "16", "17", "18"):
             self.err(a, "type_code", "ach_addenda_type", f"unknown addenda type code '{a.line[1:3]}'")
             return
-        self.fields(a)
-        self.charset(a)
+        if not self.fields(a):
+            self.charset(a)
         if a.line[1:3] == "02":
             mmdd = a.line[25:29]
             if not (is_digits(mmdd) and mmdd[:2] in _MONTHS and 1 <= int(mmdd[2:]) <= 31):

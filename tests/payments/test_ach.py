@@ -179,6 +179,11 @@ def test_blocking_and_record_length() -> None:
     assert exc.value.location == "line 3"
 
 
+def test_byte_order_mark_and_crlf_are_tolerated() -> None:
+    text = build().to_string()
+    assert ach.validate(("\ufeff" + text.replace("\n", "\r\n")).encode("utf-8")).valid
+
+
 def test_unbroken_file_is_cut_every_94_characters() -> None:
     text = build().to_string().replace("\n", "")
     assert ach.validate(text).valid

@@ -73,7 +73,10 @@ def to_text(data: str | bytes) -> str:
 
 
 def split_records(text: str) -> list[str]:
-    """Records as lines. A file without line breaks is cut every 94 characters."""
+    """Records as lines. A file without line breaks is cut every 94 characters. A leading
+    byte-order mark (added by some Windows editors) is not part of the first record."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
     if "\n" not in text and "\r" not in text:
         body = text.rstrip(" \x1a")
         if len(body) > RECORD_LENGTH_CHARS:

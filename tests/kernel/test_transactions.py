@@ -154,3 +154,28 @@ def test_list_accounts_paginates(kx):
         assert await _code(k.list_accounts(limit=0)) == "invalid_request"
 
     kx(body)
+
+
+def test_loan_disbursement_and_repayment(kx):
+    async def body(k: FinancialKernel):
+        loan = await k.create_account(owner_id="borrower", account_type="LOAN", currency="USD")
+        chk = await k.create_account(owner_id="borrower", account_type="CHECKING", currency="USD")
+        # Disbursement: the loan (the bank's asset) is debited, the customer's deposit credited.
+        await k.process_transaction("TRANSFER", from_account=loan.id, to_account=chk.id, amount="500.00",
+                                    currency="USD")
+        assert await k.get_account_balance(loan.id) == D("500.00")
+        assert await k.get_account_balance(chk.id) == D("500.00")
+        await k.process_transaction("PAYMENT", from_account=chk.id, to_account=loan.id, amount="200.00",
+                                    currency="USD")
+        assert await k.get_account_balance(loan.id) == D("300.00")
+        await k.process_transaction("DEPOSIT", to_account=chk.id, amount="100.00", currency="USD")
+        assert await _code(k.process_transaction("PAYMENT", from_account=chk.id, to_account=loan.id,
+                                                 amount="300.01", currency="USD")) == "limit_exceeded"
+        assert await _code(k.create_account(owner_id="x", account_type="LOAN", currency="USD",
+                                            overdraft_limit="1")) == "invalid_request"
+        assert await _code(k.create_account(owner_id="x", account_type="NOPE", currency="USD")) == "invalid_request"
+        gl = await k.create_account(owner_id="bank", account_type="GL_EXPENSE", currency="USD")
+        await k.process_transaction("TRANSFER", from_account=gl.id, to_account=chk.id, amount="1.00", currency="USD")
+        assert await k.get_account_balance(gl.id) == D("1.00")  # expense: debit-normal
+
+    kx(body)

@@ -337,3 +337,24 @@ def test_shared_mx_samples_convert_to_valid_mt_or_are_refused_precisely(shared_d
             assert Decimal(swift.describe(out)["amount"]) == tx.amount, path
         converted += 1
     assert converted >= 25 and refused < converted
+
+
+def test_structured_parties_50f_59f_round_trip_with_country_and_town():
+    text = MT103.replace(
+        ":50K:/BE68539007547034\r\nJOHN DOE\r\nRUE DE LA LOI 1\r\n",
+        ":50F:/BE68539007547034\r\n1/JOHN DOE\r\n2/RUE DE LA LOI 1\r\n3/BE/BRUXELLES\r\n",
+    ).replace(
+        ":59:/DE89370400440532013000\r\nJANE ROE\r\n",
+        ":59F:/DE89370400440532013000\r\n1/JANE ROE\r\n2/MAIN STREET 5\r\n3/DE/BERLIN\r\n",
+    )
+    assert swift.validate(text).valid
+    pacs = cv.convert(text, "pacs.008").output
+    tx = mx.parse(pacs).transactions()[0]
+    assert (tx.debtor.name, tx.debtor.country, tx.debtor.address_lines) == (
+        "JOHN DOE",
+        "BE",
+        ("RUE DE LA LOI 1", "BRUXELLES"),
+    )
+    back = swift.parse(cv.convert(pacs, "mt103").output)
+    assert back.field("50F").lines == ["/BE68539007547034", "1/JOHN DOE", "2/RUE DE LA LOI 1", "3/BE/BRUXELLES"]
+    assert back.field("59F").lines == ["/DE89370400440532013000", "1/JANE ROE", "2/MAIN STREET 5", "3/DE/BERLIN"]

@@ -162,12 +162,25 @@ def _mx_party(f: Field | None, lost: _Lost, role: str) -> mx.PartySpec:
 
 
 def _mx_party_f(lines: Sequence[str], iban: str | None, other: str | None) -> mx.PartySpec:
-    """50F/59F structured lines: 1/ name, 2/ address, 3/ country/town, others kept as address."""
+    """50F/59F structured lines: 1/ name, 2/ address, 3/ country code and town ("3/GB/EPPING")."""
     names = [ln[2:] for ln in lines if ln.startswith("1/")]
-    address = [ln[2:] for ln in lines if ln[:2] in ("2/", "3/")]
-    country = next((ln[2:4] for ln in lines if ln.startswith("3/") and ln[4:5] in ("/", "")), None)
+    address = [ln[2:] for ln in lines if ln.startswith("2/")]
+    country = None
+    for ln in lines:
+        if ln.startswith("3/"):
+            code, _, town = ln[2:].partition("/")
+            if len(code) == 2 and code.isascii() and code.isalpha():
+                country = code
+                if town:
+                    address.append(town)
+            else:
+                address.append(ln[2:])
     return mx.PartySpec(
-        name=" ".join(names) or NOT_PROVIDED, iban=iban, account_id=other, country=country, address_lines=tuple(address)
+        name=" ".join(names) or NOT_PROVIDED,
+        iban=iban,
+        account_id=other,
+        country=country,
+        address_lines=tuple(a for a in address if a),
     )
 
 
@@ -517,20 +530,36 @@ def _wrap(text: str, width: int = 35) -> list[str]:
 
 
 def _customer_party(p: mx.Party, lost: _Lost, where: str, letter_tag: str) -> tuple[str, str]:
-    """(tag, value) of a 50a/59a customer field for an MX party."""
+    """(tag, value) of a 50a/59a customer field for an MX party: option A for a BIC-only party, option F
+    when the country is known (so it is carried as 3/CC/town), otherwise option K / no letter."""
     account = p.iban or p.account_id
     acct_line = [f"/{_x_text(account)[:34]}"] if account else []
     if not p.name and p.bic:
         return letter_tag + "A", "\n".join(acct_line + [p.bic])
+    if p.bic and p.name:
+        lost.add(where, f"party identifier BIC {p.bic} is not carried in a name-and-address option")
+    if p.country and (acct_line or letter_tag == "59"):
+        return letter_tag + "F", "\n".join(acct_line + _structured_lines(p, lost, where))
     lines = _wrap(p.name or NOT_PROVIDED) + [ln for a in p.address_lines for ln in _wrap(a)]
-    if p.country and not p.address_lines:
-        lines.append(p.country)
+    if p.country:
+        lost.add(where, f"country {p.country} is not carried: option F needs an account for 50a")
     if len(lines) > 4:
         lost.add(where, f"name and address beyond 4 lines of 35 characters are cut: {' '.join(lines[4:])[:60]!r}")
-    if p.bic and p.name:
-        lost.add(where, f"party identifier BIC {p.bic} is not carried in option K/no letter")
     tag = "50K" if letter_tag == "50" else "59"
     return tag, "\n".join(acct_line + lines[:4])
+
+
+def _structured_lines(p: mx.Party, lost: _Lost, where: str) -> list[str]:
+    """50F/59F numbered lines: 1/ name, 2/ address, 3/ country code and town (the last address line)."""
+    address = list(p.address_lines)
+    town = address.pop() if address else ""
+    lines = [f"1/{chunk}" for chunk in _wrap(p.name or NOT_PROVIDED, 33)]
+    lines += [f"2/{chunk}" for a in address for chunk in _wrap(a, 33)]
+    lines.append(f"3/{p.country}/{_x_text(town)}"[:35] if town else f"3/{p.country}")
+    if len(lines) > 4:
+        lost.add(where, f"name and address beyond 4 numbered lines are cut: {' '.join(lines[3:-1])[:60]!r}")
+        lines = lines[:3] + lines[-1:]
+    return lines
 
 
 def _instruction_lines(tx_el: object, msg: mx.Iso20022Message, path: str) -> list[str]:

@@ -18,8 +18,8 @@ from .books import check_acks, check_books, read_acks
 from .conftest import WORKER, child_env, create_hot_accounts
 
 PROCESSES_COUNT = 3
-TASKS_PER_PROCESS = 8
-OPS_PER_TASK = 40
+TASKS_PER_PROCESS = 10
+OPS_PER_TASK = 60
 WORKER_TIMEOUT_S = 240
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -18,17 +19,18 @@ import pytest
 from .books import check_acks, check_books, read_acks
 from .conftest import WORKER, child_env, create_hot_accounts
 
-ACKS_BEFORE_KILL_MIN = 400
+ACKS_BEFORE_KILL_MIN = 300
+KILL_ROUNDS = 3
 WAIT_FOR_ACKS_S = 120
 RETRIES_AFTER_RESTART = 20
 
 
-def _wait_for_acks(path, proc) -> None:
+def _wait_for_acks(path, proc, count: int) -> None:
     deadline = time.monotonic() + WAIT_FOR_ACKS_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"worker ended before the kill: {proc.stderr.read()[-3000:]}")
-        if path.exists() and path.read_bytes().count(b"\n") >= ACKS_BEFORE_KILL_MIN:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
             return
         time.sleep(0.05)
     raise AssertionError("worker did not acknowledge enough operations in time")
@@ -67,21 +69,9 @@ async def _replay(url: str, acks: list[dict]) -> list[str]:
     return problems
 
 
-@pytest.mark.slow
-def test_sigkill_mid_load_loses_no_acknowledged_transaction(ledger_url, tmp_path):
-    from qenex.store.ledger_audit import check_invariants
-
-    accounts = create_hot_accounts(ledger_url)
-    acks_path = tmp_path / "acks.jsonl"
-    spec = {
-        "url": ledger_url,
-        "accounts": accounts,
-        "tasks": 8,
-        "ops": 100_000,  # far more than it can do before the kill
-        "seed": 7,
-        "name": "crash",
-        "acks": str(acks_path),
-    }
+def _load_then_kill(spec: dict, acks_path, rng: random.Random) -> None:
+    """Start a worker, let it acknowledge at least ACKS_BEFORE_KILL_MIN more operations, SIGKILL it."""
+    before = acks_path.read_bytes().count(b"\n") if acks_path.exists() else 0
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), json.dumps(spec)],
         stdout=subprocess.PIPE,
@@ -90,16 +80,41 @@ def test_sigkill_mid_load_loses_no_acknowledged_transaction(ledger_url, tmp_path
         env=child_env(),
     )
     try:
-        _wait_for_acks(acks_path, proc)
+        _wait_for_acks(acks_path, proc, before + ACKS_BEFORE_KILL_MIN)
+        time.sleep(rng.uniform(0, 0.05))  # land the kill at a random point of a batch
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    data = acks_path.read_bytes()
+    if data and not data.endswith(b"\n"):  # a line torn by the kill was never a completed ack
+        acks_path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+@pytest.mark.slow
+def test_sigkill_mid_load_loses_no_acknowledged_transaction(ledger_url, tmp_path):
+    from qenex.store.ledger_audit import check_invariants
+
+    accounts = create_hot_accounts(ledger_url)
+    acks_path = tmp_path / "acks.jsonl"
+    rng = random.Random(11)
+    for round_no in range(KILL_ROUNDS):
+        spec = {
+            "url": ledger_url,
+            "accounts": accounts,
+            "tasks": 8,
+            "ops": 100_000,  # far more than it can do before the kill
+            "seed": 7 + round_no,
+            "name": f"crash{round_no}",
+            "acks": str(acks_path),
+        }
+        # Each round restarts on the books the previous kill left behind.
+        _load_then_kill(spec, acks_path, rng)
 
     acks = read_acks(acks_path)
-    assert len(acks) >= ACKS_BEFORE_KILL_MIN
+    assert len(acks) >= KILL_ROUNDS * ACKS_BEFORE_KILL_MIN
     # "Restart": a new process (this one) opens the ledger; the server dropped the killed
-    # client's connections and rolled back whatever it had not committed.
+    # clients' connections and rolled back whatever they had not committed.
     assert check_invariants(ledger_url) == []
     assert check_books(ledger_url) == []
     assert check_acks(ledger_url, acks) == []

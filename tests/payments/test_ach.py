@@ -562,3 +562,33 @@ def test_iat_addenda_count_and_order() -> None:
     assert "ach_iat_addenda_count" in codes(ach.validate(wrong))
     assert "ach_iat_addenda" in codes(ach.validate(_iat_file(full[:7] + ["18", "17"])))
     assert "ach_iat_addenda" in codes(ach.validate(_iat_file(full[:7] + ["17", "17", "17"])))
+
+
+@pytest.mark.parametrize(
+    ("line_index", "column", "value"),
+    [
+        (3, 84, "0002"),  # addenda sequence number
+        (3, 88, "0000009"),  # entry detail sequence number
+        (2, 79, "0"),  # indicator says no addenda
+        (2, 79, "2"),  # not an indicator value
+        (3, 2, "98"),  # an addenda type the fast path leaves to the per-entry path
+        (3, 10, "\u00e9"),  # non-ASCII in the payment information
+        (3, 1, "6"),  # an addenda turned into an entry
+    ],
+)
+def test_fast_and_slow_paths_agree_with_addenda(line_index: int, column: int, value: str) -> None:
+    for sec, debit in (("PPD", False), ("CCD", False), ("WEB", True)):
+        text = build(sec, entries=3, debit=debit, addenda=["INVOICE 1234"]).to_string()
+        assert _both(text)[0] == _both(text)[1] and ach.validate(text).valid
+        lines = text.splitlines()
+        lines[line_index] = replace(lines[line_index], column, value)
+        fast, slow = _both("\n".join(lines))
+        assert fast == slow, (sec, line_index, column, value)
+        assert fast  # every mutation is reported
+
+
+def test_addenda_batches_take_the_fast_path() -> None:
+    f = ach.parse(build("CCD", entries=3, addenda=["INVOICE 1234"]).to_string())
+    checker = ach_validator._Checker(ach.validate("x"), ach.AchOptions())
+    raw = f.batches[0].raw_lines
+    assert raw is not None and checker.fast_batch(raw, "220", "CCD", False, ODFI[:8]) is not None

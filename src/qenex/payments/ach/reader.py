@@ -273,10 +273,7 @@ def _fast_read(lines: list[str], opts: AchOptions) -> AchFile | None:
         is_adv = hline[1:4] == "280" or sec == "ADV"
         adv = adv or is_adv
         control = ADVBatchControl(lines[e], e + 1) if is_adv else BatchControl(lines[e], e + 1)
-        batch = Batch(header=header, control=control, raw=(lines, s + 1, e))
-        if "7" in types[s:e]:
-            batch.entries  # noqa: B018 - materialize now: entries with addenda are not lazy
-        f.batches.append(batch)
+        f.batches.append(Batch(header=header, control=control, raw=(lines, s + 1, e)))
     f.control = ADVFileControl(lines[tail - 1], tail) if adv else FileControl(lines[tail - 1], tail)
     f.padding_lines = len(lines) - tail
     return f

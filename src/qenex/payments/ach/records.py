@@ -488,8 +488,8 @@ class Batch:
         return self._entries
 
     @property
-    def plain_lines(self) -> list[str] | None:
-        """The entry lines of a lazily read batch without addenda, else None."""
+    def raw_lines(self) -> list[str] | None:
+        """The entry and addenda lines of a lazily read batch whose entries were never built."""
         if self._raw is None or self._entries is not None:
             return None
         lines, start, end = self._raw

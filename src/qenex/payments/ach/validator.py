@@ -47,7 +47,7 @@ _TC_DEBIT = "[2-4][6-9]|5[56]"
 
 
 def _entries_pattern(tc: str) -> re.Pattern[str]:
-    one = rf"6(?:{tc})\d{{9}}[ -~]{{17}}\d{{10}}[ -~]{{39}}0\d{{15}}"  # printable ASCII only
+    one = rf"6(?:{tc})\d{{9}}[ -~]{{17}}\d{{10}}[ -~]{{39}}[01]\d{{15}}"  # printable ASCII only
     return re.compile(rf"{one}(?:\n{one})*", re.ASCII)
 
 
@@ -57,6 +57,12 @@ _FAST_ENTRIES = {
     C.SCC_DEBITS: _entries_pattern(_TC_DEBIT),
 }
 _TRACE = itemgetter(slice(79, 94))
+_FIRST = itemgetter(0)
+_INDICATOR = itemgetter(78)
+_SEQUENCE7 = itemgetter(slice(87, 94))
+_ADDENDA05_FAST_SEC = frozenset({"PPD", "CCD", "WEB"})
+_ADDENDA05_LINE = r"705[ -~]{80}0001[0-9]{7}"
+_ADDENDA05_ONE = re.compile(rf"{_ADDENDA05_LINE}(?:\n{_ADDENDA05_LINE})*", re.ASCII)
 _TRACE_ODFI = itemgetter(slice(79, 87))
 _ROUTING = itemgetter(slice(3, 12))
 _AMOUNT = itemgetter(slice(29, 39))
@@ -292,9 +298,9 @@ class _Checker:
         h = b.header
         scc, sec = h.line[1:4], h.line[50:53]
         same_day = self.file_date is not None and _yymmdd(h.line[69:75]) == self.file_date
-        plain = b.plain_lines
-        if FAST_PATH_ENABLED and plain and sec in _FAST_SEC and not isinstance(h, IATBatchHeader):
-            sums = self.fast_batch(plain, scc, sec, same_day, h.line[79:87])
+        raw = b.raw_lines
+        if FAST_PATH_ENABLED and raw and sec in _FAST_SEC and not isinstance(h, IATBatchHeader):
+            sums = self.fast_batch(raw, scc, sec, same_day, h.line[79:87])
             if sums is not None:
                 return sums
         count = ehash = debit = credit = 0
@@ -331,7 +337,17 @@ class _Checker:
     def fast_batch(
         self, plain: list[str], scc: str, sec: str, same_day: bool, odfi: str
     ) -> tuple[int, int, int, int] | None:
-        """Totals of a clean plain batch, or None when the per-entry path must look at it."""
+        """Totals of a clean batch, or None when the per-entry path must look at it. Entries
+        may carry one addenda 05 each (PPD, CCD, WEB); any other addenda goes the long way."""
+        types = "".join(map(_FIRST, plain))
+        addenda_count = 0
+        if "7" in types:
+            split = self._split_addenda05(plain, types, sec)
+            if split is None:
+                return None
+            plain, addenda_count = split
+        elif "1" in map(_INDICATOR, plain):
+            return None
         pattern = _FAST_ENTRIES.get(scc)
         # Every entry starts with "\n6": a literal prefix the regex engine scans for quickly.
         text = "\n" + "\n".join(plain)
@@ -364,7 +380,25 @@ class _Checker:
         else:
             debit = sum(map(int, _DEBIT_AMOUNT.findall(text)))
             credit = sum(map(int, _CREDIT_AMOUNT.findall(text)))
-        return len(plain), ehash % ENTRY_HASH_MODULO, debit, credit
+        return len(plain) + addenda_count, ehash % ENTRY_HASH_MODULO, debit, credit
+
+    @staticmethod
+    def _split_addenda05(lines: list[str], types: str, sec: str) -> tuple[list[str], int] | None:
+        """(entry lines, addenda count) when every addenda is a single, well-formed 05 whose
+        entry says so and whose sequence numbers point back at it; else None."""
+        if sec not in _ADDENDA05_FAST_SEC or "77" in types:
+            return None
+        entries = [line for line in lines if line[0] == "6"]
+        addenda = [line for line in lines if line[0] == "7"]
+        expected = types.replace("67", "1").replace("6", "0")
+        if "".join(map(_INDICATOR, entries)) != expected:
+            return None
+        if _ADDENDA05_ONE.fullmatch("\n".join(addenda)) is None:
+            return None
+        with_addenda = [line for line, flag in zip(entries, expected, strict=True) if flag == "1"]
+        if list(map(_SEQUENCE7, addenda)) != list(map(_SEQUENCE7, with_addenda)):
+            return None
+        return entries, len(addenda)
 
     def entry(self, e: Entry, sec: str, scc: str, same_day: bool) -> int:
         rec = e.record

@@ -180,7 +180,7 @@ def test_mt202_to_pacs009_and_back():
     assert msg.field("72").text == "/INS/BANKGB2L"
 
 
-def test_mt202cov_sequence_b_is_reported_as_not_carried():
+def test_mt202cov_to_pacs009_cov_and_back():
     cov = str(
         swift.create_mt202cov(
             sender_bic="BANKBEBB",
@@ -190,15 +190,34 @@ def test_mt202cov_sequence_b_is_reported_as_not_carried():
             amount="10.00",
             currency="EUR",
             beneficiary_institution_bic="BANKFRPP",
-            ordering_customer_account="1",
-            ordering_customer_name="JOHN",
-            beneficiary_account="2",
-            beneficiary_name="JANE",
+            ordering_customer_account="BE68539007547034",
+            ordering_customer_name="JOHN DOE",
+            beneficiary_account="FR1420041010050500013M02606",
+            beneficiary_name="JANE ROE",
+            underlying_ordering_institution_bic="BANKBEB1",
+            underlying_account_with_bic="BANKFRP1",
+            remittance_info="INVOICE 7",
+            instructed_amount="10.00",
+            uetr=UETR,
         )
     )
     result = cv.convert(cov, "pacs.009")
-    assert "sequence B" in lost_text(result)
     assert_xsd_valid(result.output, "pacs.009.001.08")
+    doc = mx.parse(result.output)
+    und = doc.r.f(doc.transaction_elements()[0], "UndrlygCstmrCdtTrf")
+    assert doc.r.t(und, "Dbtr/Nm") == "JOHN DOE" and doc.r.t(und, "DbtrAcct/Id/IBAN") == "BE68539007547034"
+    assert doc.r.t(und, "DbtrAgt/FinInstnId/BICFI") == "BANKBEB1"
+    assert doc.r.t(und, "CdtrAgt/FinInstnId/BICFI") == "BANKFRP1"
+    assert doc.r.t(und, "Cdtr/Nm") == "JANE ROE" and doc.r.t(und, "RmtInf/Ustrd") == "INVOICE 7"
+    assert doc.r.t(und, "InstdAmt") == "10.00"
+    back = cv.convert(result.output, "mt202")
+    assert back.message_type == "MT202 COV"
+    report = swift.validate(back.output)
+    assert report.valid and report.message_type == "MT202 COV", report.issues
+    msg = swift.parse(back.output)
+    seq_b = [f.tag for f in msg.fields][[f.tag for f in msg.fields].index("50K") :]
+    assert seq_b == ["50K", "52A", "57A", "59", "70", "33B"]
+    assert msg.field("59").lines == ["/FR1420041010050500013M02606", "JANE ROE"] and msg.uetr == UETR
 
 
 def _mt940() -> str:
@@ -358,3 +377,10 @@ def test_structured_parties_50f_59f_round_trip_with_country_and_town():
     back = swift.parse(cv.convert(pacs, "mt103").output)
     assert back.field("50F").lines == ["/BE68539007547034", "1/JOHN DOE", "2/RUE DE LA LOI 1", "3/BE/BRUXELLES"]
     assert back.field("59F").lines == ["/DE89370400440532013000", "1/JANE ROE", "2/MAIN STREET 5", "3/DE/BERLIN"]
+
+
+def test_mt_without_uetr_converts_with_a_fresh_one_reported():
+    text = MT103.replace("{121:" + UETR + "}", "")
+    result = cv.convert(text, "pacs.008")
+    uetr = mx.parse(result.output).transactions()[0].uetr
+    assert uetr and uetr != UETR and "newly generated" in lost_text(result)

@@ -19,13 +19,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Final
 
+from lxml import etree
+
 from qenex.errors import QenexError
 from qenex.payments import iso20022 as mx
 from qenex.payments import swift
 from qenex.payments.common import PaymentFormatError, ValidationIssue
 from qenex.payments.swift import fields as mt_fields
 from qenex.payments.swift import rules
-from qenex.payments.swift.model import Field, Message, MessageBatch
+from qenex.payments.swift.model import Block, Field, Message, MessageBatch
 from qenex.payments.swift.values import (
     amount_of,
     read_32a,
@@ -102,7 +104,8 @@ def _looks_like_xml(data: str | bytes) -> bool:
 
 
 def _from_mt(msg: Message, to: str) -> ConversionResult:
-    report = swift.validate(msg)
+    # A message without UETR (pre-2018 archives) still converts: the MX side gets a fresh one, reported.
+    report = swift.validate(msg, allow_missing_uetr=True)
     if not report.valid:
         first = report.errors[0]
         raise PaymentFormatError(
@@ -117,7 +120,17 @@ def _from_mt(msg: Message, to: str) -> ConversionResult:
     fn = pairs.get((mt, to))
     if fn is None:
         raise PaymentFormatError(f"no conversion from MT{mt} to {to}", code=CONVERT_CODE)
-    return fn(msg)
+    result = fn(msg)
+    if msg.uetr is None and to != "camt.053":
+        result.lost.append(
+            ValidationIssue(
+                LOST_CODE,
+                "the MT message has no UETR (block 3 field 121); the converted message carries a newly generated one",
+                "block 3",
+                "warning",
+            )
+        )
+    return result
 
 
 def _from_mx(msg: mx.Iso20022Message, to: str) -> ConversionResult:
@@ -335,8 +348,9 @@ _MT103_NOT_CARRIED: Final = {
 }
 
 
-def _mt202_to_pacs009(msg: Message) -> ConversionResult:
+def _mt202_to_pacs009(full: Message) -> ConversionResult:
     lost = _Lost()
+    msg, seq_b = _split_cov(full)
     when, ccy, amount = _settlement(msg)
     ref = _text_of(msg, "20") or NOT_PROVIDED
     related = _text_of(msg, "21") or NOT_PROVIDED
@@ -353,12 +367,6 @@ def _mt202_to_pacs009(msg: Message) -> ConversionResult:
             "58a must identify the beneficiary institution by BIC (option A) for pacs.009",
             location="block 4 :58a:",
             code=CONVERT_CODE,
-        )
-    if msg.is_cov or msg.field("50") is not None:
-        lost.add(
-            "block 4 sequence B",
-            "the underlying customer credit transfer (MT202 COV sequence B) is not "
-            "carried: pacs.009 COV (UndrlygCstmrCdtTrf) is not built",
         )
     _not_carried(
         msg, lost, {"13C": _MT103_NOT_CARRIED["13C"], "53": _MT103_NOT_CARRIED["53"], "54": _MT103_NOT_CARRIED["54"]}
@@ -385,6 +393,10 @@ def _mt202_to_pacs009(msg: Message) -> ConversionResult:
     out = mx.build_pacs009(
         [transfer], instructing_agent_bic=sender, instructed_agent_bic=receiver, settlement_date=when, msg_id=ref
     )
+    if seq_b:
+        return ConversionResult(
+            _with_underlying(out, seq_b, debtor_bic, creditor_bic, lost), out.message_type, lost.items
+        )
     return ConversionResult(out.to_string(), out.message_type, lost.items)
 
 
@@ -744,8 +756,142 @@ def _pacs009_to_mt202(msg: mx.Iso20022Message) -> ConversionResult:
         fields.append(("72", line72))
     if tx.debtor.name and not tx.debtor.bic:
         lost.add("Dbtr", "debtor institution without BIC is not carried")
-    out = swift.assemble("202", sender, receiver, fields, [("121", tx.uetr or swift.new_uetr())])
-    return ConversionResult(out.to_string(), "MT202", lost.items)
+    underlying = msg.r.f(tx_el, "UndrlygCstmrCdtTrf")
+    header = [("121", tx.uetr or swift.new_uetr())]
+    if underlying is not None:
+        fields.extend(_seq_b_fields(msg, underlying, tx, lost))
+        header.insert(0, ("119", "COV"))
+    out = swift.assemble("202", sender, receiver, fields, header)
+    return ConversionResult(out.to_string(), "MT202 COV" if underlying is not None else "MT202", lost.items)
+
+
+# ---- MT202 COV <-> pacs.009 COV (UndrlygCstmrCdtTrf) ----------------------------------------------
+def _split_cov(msg: Message) -> tuple[Message, list[Field]]:
+    """An MT202 as (sequence A as a message of its own, sequence B fields; empty unless COV)."""
+    fields = msg.fields
+    start = next((i for i, f in enumerate(fields) if f.number == "50"), len(fields))
+    if start == len(fields):
+        return msg, []
+    head = [b for b in msg.blocks if b.name != "4"]
+    return Message(blocks=[*head, Block("4", fields=fields[:start])]), fields[start:]
+
+
+def _with_underlying(
+    out: mx.Iso20022Message, seq_b: list[Field], debtor_bic: str, creditor_bic: str, lost: _Lost
+) -> str:
+    """The pacs.009 with MT202 COV sequence B as UndrlygCstmrCdtTrf (pacs.009 COV), re-validated."""
+    q = f"{{{out.namespace}}}"
+    tx = out.transaction_elements()[0]
+    und = etree.SubElement(tx, q + "UndrlygCstmrCdtTrf")  # last child: the builder writes no SplmtryData
+    by_number = {f.number: f for f in seq_b}
+    _xml_party(und, q, "Dbtr", by_number.get("50"))
+    agent_52 = by_number.get("52")
+    _xml_agent(und, q, "DbtrAgt", _seq_b_bic(agent_52, lost) or debtor_bic)
+    if (f56 := _seq_b_bic(by_number.get("56"), lost)) is not None:
+        _xml_agent(und, q, "IntrmyAgt1", f56)
+    _xml_agent(und, q, "CdtrAgt", _seq_b_bic(by_number.get("57"), lost) or creditor_bic)
+    _xml_party(und, q, "Cdtr", by_number.get("59"))
+    f72 = by_number.get("72")
+    for line in f72.text.split("\n") if f72 else []:
+        etree.SubElement(etree.SubElement(und, q + "InstrForNxtAgt"), q + "InstrInf").text = line
+    f70 = by_number.get("70")
+    if f70 is not None:
+        etree.SubElement(etree.SubElement(und, q + "RmtInf"), q + "Ustrd").text = " ".join(f70.lines)[:140]
+    instructed = read_ccy_amount(by_number["33"].text) if "33" in by_number else None
+    if instructed is not None:
+        amount = etree.SubElement(und, q + "InstdAmt", Ccy=instructed[0])
+        amount.text = str(amount_of(instructed[1]))
+    text = out.to_string()
+    report = mx.validate(text)
+    if not report.valid:
+        first = report.errors[0]
+        raise PaymentFormatError(
+            f"the pacs.009 COV built from sequence B is not valid: {first.message}",
+            location=first.location,
+            code=CONVERT_CODE,
+        )
+    return text
+
+
+def _seq_b_bic(f: Field | None, lost: _Lost) -> str | None:
+    if f is None:
+        return None
+    if f.option == "A":
+        return read_party(f.tag, f.text).bic
+    lost.add(f"block 4 sequence B :{f.tag}:", f"{f.tag} without a BIC is not carried in UndrlygCstmrCdtTrf")
+    return None
+
+
+def _xml_agent(parent: etree._Element, q: str, tag: str, bic: str) -> None:
+    fin = etree.SubElement(etree.SubElement(parent, q + tag), q + "FinInstnId")
+    etree.SubElement(fin, q + "BICFI").text = bic
+
+
+def _xml_party(parent: etree._Element, q: str, tag: str, f: Field | None) -> None:
+    """Dbtr/Cdtr (and their account) of the underlying transfer from 50a/59a."""
+    spec = _mx_party(f, _Lost(), tag)
+    node = etree.SubElement(parent, q + tag)
+    if spec.name:
+        etree.SubElement(node, q + "Nm").text = spec.name
+    if spec.country or spec.address_lines:
+        adr = etree.SubElement(node, q + "PstlAdr")
+        if spec.country:
+            etree.SubElement(adr, q + "Ctry").text = spec.country
+        for line in spec.address_lines[:7]:
+            etree.SubElement(adr, q + "AdrLine").text = line
+    if spec.bic:
+        org = etree.SubElement(etree.SubElement(node, q + "Id"), q + "OrgId")
+        etree.SubElement(org, q + "AnyBIC").text = spec.bic
+    if spec.iban or spec.account_id:
+        acct_id = etree.SubElement(etree.SubElement(parent, q + tag + "Acct"), q + "Id")
+        if spec.iban:
+            etree.SubElement(acct_id, q + "IBAN").text = spec.iban
+        else:
+            etree.SubElement(etree.SubElement(acct_id, q + "Othr"), q + "Id").text = spec.account_id
+
+
+def _seq_b_fields(
+    msg: mx.Iso20022Message, und: etree._Element, tx: mx.Transaction, lost: _Lost
+) -> list[tuple[str, str]]:
+    """MT202 COV sequence B from a pacs.009 UndrlygCstmrCdtTrf."""
+    r = msg.r
+    fields = [_customer_party(_read_party(msg, und, "Dbtr"), lost, "UndrlygCstmrCdtTrf/Dbtr", "50")]
+    debtor_agent = r.t(und, "DbtrAgt/FinInstnId/BICFI")
+    if debtor_agent and not _same_bic(debtor_agent, tx.debtor.bic):
+        fields.append(("52A", debtor_agent))
+    intermediary = r.t(und, "IntrmyAgt1/FinInstnId/BICFI")
+    if intermediary:
+        fields.append(("56A", intermediary))
+    creditor_agent = r.t(und, "CdtrAgt/FinInstnId/BICFI")
+    if creditor_agent and (not _same_bic(creditor_agent, tx.creditor.bic) or intermediary):
+        fields.append(("57A", creditor_agent))
+    fields.append(_customer_party(_read_party(msg, und, "Cdtr"), lost, "UndrlygCstmrCdtTrf/Cdtr", "59"))
+    remittance = " ".join(x.text.strip() for x in r.all(und, "RmtInf/Ustrd") if x.text)
+    if remittance:
+        lines = _wrap(remittance)
+        if len(lines) > 4:
+            lost.add("UndrlygCstmrCdtTrf/RmtInf", "remittance information beyond 4 lines of 35 characters is cut")
+        fields.append(("70", "\n".join(lines[:4])))
+    line72 = _line72([x.text.strip() for x in r.all(und, "InstrForNxtAgt/InstrInf") if x.text], lost)
+    if line72:
+        fields.append(("72", line72))
+    instructed = r.f(und, "InstdAmt")
+    if instructed is not None and instructed.text:
+        fields.append(("33B", f"{instructed.get('Ccy')}{swift_amount_text(Decimal(instructed.text.strip()))}"))
+    return fields
+
+
+def _read_party(msg: mx.Iso20022Message, und: etree._Element, tag: str) -> mx.Party:
+    r = msg.r
+    el, acct = r.f(und, tag), r.f(und, tag + "Acct")
+    return mx.Party(
+        name=r.t(el, "Nm"),
+        iban=r.t(acct, "Id/IBAN"),
+        account_id=r.t(acct, "Id/Othr/Id"),
+        bic=r.t(el, "Id/OrgId/AnyBIC"),
+        country=r.t(el, "PstlAdr/Ctry"),
+        address_lines=tuple(x.text.strip() for x in r.all(el, "PstlAdr/AdrLine") if x.text),
+    )
 
 
 def _camt053_to_mt940(msg: mx.Iso20022Message) -> ConversionResult:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import typer
 
 # Module paths, relative to qenex.cli. Keep sorted.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "keys", "ledger", "payments")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "keys", "ledger", "payments", "serve")
 
 
 def all_registrars() -> Iterator[Callable[[typer.Typer], None]]:

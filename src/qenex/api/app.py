@@ -1,0 +1,224 @@
+"""The ASGI application: ``create_app(settings)`` (FastAPI).
+
+Layers, outermost first: request id, tracing, metrics, body-size limit, then FastAPI with
+problem+json handlers. Every ``/api/v1`` route requires authentication (``require_scopes``).
+The lifespan opens the ledger kernel, the connection pools, the security service, the audit
+writer and the event stream source, and closes them in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from fastapi import APIRouter, FastAPI
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from qenex import __version__
+from qenex.api.accounts import accounts_router
+from qenex.api.audit_routes import audit_router
+from qenex.api.auditing import AuditWriter
+from qenex.api.deps import ApiContext
+from qenex.api.idempotency import purge_expired
+from qenex.api.problems import BODY_TOO_LARGE, install_problem_handlers, problem_response
+from qenex.api.stream import EventHub, EventSource, OwnerCache, stream_router
+from qenex.api.system import status_router, system_router
+from qenex.api.transactions import transactions_router
+from qenex.config import ConfigError, Settings, load_settings
+from qenex.observability.logging import RequestIdMiddleware, configure_logging
+from qenex.observability.metrics import MetricsMiddleware, start_metrics_server
+from qenex.observability.tracing import TracingMiddleware, configure_tracing, shutdown_tracing
+from qenex.sdk.kernel import FinancialKernel
+from qenex.security import audit as audit_log
+from qenex.security.errors import SecurityError
+from qenex.security.fastapi_deps import STATE_ATTR, auth_router, security_error_handler
+from qenex.security.keyproviders import provider_from_settings
+from qenex.security.ratelimit import (
+    IP_BURST_DEFAULT,
+    IP_RATE_PER_S_DEFAULT,
+    PRINCIPAL_BURST_DEFAULT,
+    PRINCIPAL_RATE_PER_S_DEFAULT,
+    ApiRateLimits,
+)
+from qenex.security.service import SecurityService
+
+log = logging.getLogger("qenex.api")
+
+API_PREFIX: Final = "/api/v1"
+API_POOL_SIZE_MAX: Final = 8
+SECURITY_POOL_SIZE_MAX: Final = 16
+PURGE_INTERVAL_S: Final = 600.0
+# Rate-limit overrides: "<requests per second>/<burst>", e.g. QENEX_API_RATE_PRINCIPAL=5000/10000.
+RATE_PRINCIPAL_ENV: Final = "QENEX_API_RATE_PRINCIPAL"
+RATE_IP_ENV: Final = "QENEX_API_RATE_IP"
+
+
+def rate_from_env(name: str, default: tuple[int, int]) -> tuple[int, int]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    rate, sep, burst = raw.partition("/")
+    if not (rate.isdigit() and burst.isdigit() and sep) or int(rate) < 1 or int(burst) < 1:
+        raise ConfigError(f"environment variable {name}: expected '<rate per second>/<burst>', e.g. 1000/2000")
+    return int(rate), int(burst)
+
+
+def limits_from_env(settings: Settings) -> ApiRateLimits:
+    return ApiRateLimits.from_settings(
+        settings,
+        principal=rate_from_env(RATE_PRINCIPAL_ENV, (PRINCIPAL_RATE_PER_S_DEFAULT, PRINCIPAL_BURST_DEFAULT)),
+        ip=rate_from_env(RATE_IP_ENV, (IP_RATE_PER_S_DEFAULT, IP_BURST_DEFAULT)),
+    )
+
+
+class BodyLimitMiddleware:
+    """413 problem+json for a body over ``max_bytes`` (declared or actually sent), before any
+    parsing; the body is buffered (bounded) and handed on unchanged."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope.get("headers", ()) if k.lower() == b"content-length"), None)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            message: MutableMapping[str, Any] = await receive()
+            return message
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        response = problem_response(413, BODY_TOO_LARGE, f"the request body is larger than {self.max_bytes} bytes",
+                                    instance=str(scope.get("path", "")), headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits | None) -> ApiContext:
+    kernel = FinancialKernel(settings)
+    await kernel.initialize()
+    conninfo = kernel.conninfo
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo, min_size=1, max_size=min(API_POOL_SIZE_MAX, settings.database.pool_size), open=False,
+        kwargs={"autocommit": True})
+    await pool.open(wait=True)
+    sync_pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo, min_size=1, max_size=min(SECURITY_POOL_SIZE_MAX, settings.database.pool_size), open=False)
+    await asyncio.to_thread(sync_pool.open, True)
+    security = SecurityService(settings, sync_pool.connection, limits=limits or limits_from_env(settings))
+    setattr(app.state, STATE_ATTR, security)
+    audit_log.configure_signing(provider_from_settings(settings))
+    writer = AuditWriter(conninfo)
+    writer.start()
+    hub = EventHub()
+    source = EventSource(kernel, hub, settings.database.redis())
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM ledger_journal")).fetchone()
+    await source.start(int(row[0]) if row else 0)
+    return ApiContext(settings=settings, conninfo=conninfo, kernel=kernel, pool=pool, sync_pool=sync_pool,
+                      security=security, audit=writer, hub=hub, source=source, owners=OwnerCache(kernel))
+
+
+async def _stop_context(ctx: ApiContext) -> None:
+    await ctx.source.stop()
+    await ctx.audit.stop()
+    ctx.security.close()
+    await ctx.kernel.shutdown()
+    await ctx.pool.close()
+    await asyncio.to_thread(ctx.sync_pool.close)
+
+
+async def _purge_loop(ctx: ApiContext) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_S)
+        try:
+            await purge_expired(ctx.pool)
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the server
+            log.warning("idempotency purge skipped: %s", exc.__class__.__name__)
+
+
+def create_app(settings: Settings | None = None, *, limits: ApiRateLimits | None = None) -> FastAPI:
+    """The API for ``settings`` (from config.json / QENEX_* when None). Refuses default secrets in production."""
+    settings = settings or load_settings()
+    settings.require_production_safe()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
+        configure_tracing(settings)
+        metrics_server = None
+        if settings.metrics.port is not None:
+            try:
+                metrics_server = start_metrics_server(settings)
+            except OSError as exc:  # another worker of this server already serves it
+                log.info("metrics port not opened in this process: %s", exc.__class__.__name__)
+        ctx = await _start_context(app, settings, limits)
+        app.state.qenex = ctx
+        purge = asyncio.create_task(_purge_loop(ctx), name="qenex-idempotency-purge")
+        log.info("QENEX API %s ready", __version__)
+        try:
+            yield
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            await _stop_context(ctx)
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            shutdown_tracing()
+
+    app = FastAPI(title="QENEX API", version=__version__, lifespan=lifespan,
+                  description="QENEX financial operating system: ledger accounts and transactions over HTTP. "
+                              "Money is a decimal string; errors are RFC 9457 problem+json with a stable code.")
+    install_problem_handlers(app)
+    app.add_exception_handler(SecurityError, security_error_handler)  # type: ignore[arg-type]
+    app.include_router(system_router())
+    app.include_router(stream_router())
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router())
+    api.include_router(status_router())
+    api.include_router(accounts_router())
+    api.include_router(transactions_router())
+    api.include_router(audit_router())
+    app.include_router(api)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(TracingMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For ``uvicorn --factory qenex.api.app:app_factory`` (settings from QENEX_CONFIG and QENEX_*)."""
+    return create_app()

@@ -1,0 +1,119 @@
+"""Audit records for authenticated mutations, written with group commit.
+
+Every mutation awaits its own record, but concurrent records share one database transaction
+(one chain-lock acquisition and one commit for many), so auditing every write does not cap
+the API's throughput at one commit per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from qenex.security.audit import AuditEvent, record_event
+
+log = logging.getLogger("qenex.api.audit")
+
+AUDIT_BATCH_RECORDS_MAX: Final = 1_000
+AUDIT_QUEUE_RECORDS_MAX: Final = 100_000
+
+
+@dataclass(slots=True)
+class _Job:
+    event: AuditEvent
+    future: asyncio.Future[None]
+
+
+class AuditWriter:
+    """``await writer.record(event)`` returns once the record is committed."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(AUDIT_QUEUE_RECORDS_MAX)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="qenex-api-audit-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def record(self, event: AuditEvent) -> None:
+        if self._task is None:
+            raise RuntimeError("the audit writer is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(event, future))
+        await future
+
+    async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=False)
+        return self._conn
+
+    async def _loop(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            stop = False
+            while len(jobs) < AUDIT_BATCH_RECORDS_MAX:
+                try:
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+            await self._write(jobs)
+            if stop:
+                return
+
+    async def _write(self, jobs: list[_Job]) -> None:
+        try:
+            conn = await self._connection()
+            async with conn.transaction():
+                for job in jobs:
+                    await record_event(conn, job.event)
+        except Exception as exc:  # noqa: BLE001 - the writer survives; each waiter learns the outcome
+            with contextlib.suppress(Exception):
+                if self._conn is not None and not self._conn.closed:
+                    await self._conn.rollback()
+            if len(jobs) > 1:  # one bad record must not lose the others: write each alone
+                for job in jobs:
+                    await self._write([job])
+                return
+            log.error("audit record not written: %s", exc.__class__.__name__)
+            _settle(jobs, exc)
+            return
+        _settle(jobs, None)
+
+
+def _settle(jobs: list[_Job], exc: BaseException | None) -> None:
+    for job in jobs:
+        if job.future.done():
+            continue
+        if exc is None:
+            job.future.set_result(None)
+        else:
+            job.future.set_exception(exc)
+
+
+def mutation_event(actor: str, action: str, resource: str, outcome: str, source_ip: str | None,
+                   details: dict[str, Any] | None = None) -> AuditEvent:
+    return AuditEvent(actor=actor, action=action, resource=resource[:200], outcome=outcome,
+                      source_ip=source_ip, details=details or {})

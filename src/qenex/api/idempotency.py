@@ -1,0 +1,99 @@
+"""``Idempotency-Key`` for mutations: the first response is stored per (principal, key) and
+replayed on a retry with the same request; the same key with a different request gets 409.
+
+Concurrent duplicates are safe too: the key (namespaced by principal) is also handed to the
+ledger, which applies a keyed command once and reports the replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from fastapi import Request, Response
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from qenex.api.problems import IDEMPOTENCY_CONFLICT, ApiError
+
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+IDEMPOTENCY_KEY_CHARS_MAX: Final = 128
+IDEMPOTENCY_RETENTION_HOURS: Final = 24
+REPLAY_HEADER: Final = "Idempotent-Replayed"
+_KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
+
+
+def request_key(request: Request) -> str | None:
+    """The validated Idempotency-Key header, or None when absent."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    if not _KEY_RE.match(raw):
+        raise ApiError("invalid_idempotency_key",
+                       f"{IDEMPOTENCY_HEADER} must be 1-{IDEMPOTENCY_KEY_CHARS_MAX} printable ASCII characters", 400)
+    return raw
+
+
+def ledger_key(actor: str, key: str | None, suffix: str = "") -> str | None:
+    """The key handed to the ledger: namespaced by principal so two clients never collide."""
+    return None if key is None else f"{actor}|{key}{suffix}"
+
+
+def fingerprint(method: str, path: str, canonical_body: str) -> bytes:
+    return hashlib.sha256(f"{method} {path}\n{canonical_body}".encode()).digest()
+
+
+async def replay(pool: Pool, actor: str, key: str, digest: bytes) -> Response | None:
+    """The stored response for this key, None if unseen; 409 when the key was used for another request."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT request_sha256, status_code, media_type, body FROM api_idempotency"
+            " WHERE principal = %s AND key = %s", (actor, key))
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    if bytes(row[0]) != digest:
+        raise ApiError(IDEMPOTENCY_CONFLICT, f"this {IDEMPOTENCY_HEADER} was already used with a different request",
+                       409)
+    return Response(bytes(row[3]), status_code=int(row[1]), media_type=str(row[2]), headers={REPLAY_HEADER: "true"})
+
+
+async def remember(pool: Pool, actor: str, key: str, digest: bytes, response: Response) -> None:
+    """Store a final response (never a 5xx, which the client should be able to retry)."""
+    if response.status_code >= 500:
+        return
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO api_idempotency (principal, key, request_sha256, status_code, media_type, body)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (actor, key, digest, response.status_code, response.media_type or "application/json",
+             bytes(response.body)))
+
+
+async def purge_expired(pool: Pool) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "DELETE FROM api_idempotency WHERE created_at < now() - make_interval(hours => %s)",
+            (IDEMPOTENCY_RETENTION_HOURS,))
+        return cur.rowcount
+
+
+async def idempotent(pool: Pool, request: Request, actor: str, canonical_body: str,
+                     handler: Callable[[str | None], Awaitable[Response]]) -> Response:
+    """Run ``handler(ledger_key)`` once per Idempotency-Key; replay or refuse on reuse."""
+    key = request_key(request)
+    if key is None:
+        return await handler(None)
+    digest = fingerprint(request.method, request.url.path, canonical_body)
+    stored = await replay(pool, actor, key, digest)
+    if stored is not None:
+        return stored
+    # A rejection (raised, rendered as a problem) is not stored: a retry may succeed later.
+    response = await handler(ledger_key(actor, key))
+    await remember(pool, actor, key, digest, response)
+    return response

@@ -37,7 +37,7 @@ _ALPHA3 = re.compile(r"[A-Z]{3}", re.ASCII)
 _MONTHS = frozenset(f"{m:02d}" for m in range(1, 13))
 
 
-# Fast path for plain batches (no addenda) of the common layout: whole-batch patterns prove
+# Fast path for batches of the common layout (no addenda, or one 05 each): whole-batch patterns prove
 # a batch clean in C; anything doubtful goes to the per-entry path, which locates the problem.
 FAST_PATH_ENABLED = True  # tests switch it off to prove both paths agree
 _FAST_SEC = frozenset({"PPD", "CCD", "WEB", "TEL"})

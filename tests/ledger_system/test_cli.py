@@ -150,3 +150,34 @@ def test_unreachable_database_and_bad_config_are_one_line(tmp_path):
     bad.write_text("{not json")
     r = run_cli("account", "list", "--config", str(bad), url=None)
     assert_one_line_error(r, code=2, contains="configuration error")
+
+
+def test_two_phase_and_reversal_through_the_cli(ledger_url, two_accounts):
+    a, b = two_accounts
+    hold = ok_json("transfer", "--from", a, "--to", b, "--amount", "30.00", "--currency", "USD", "--pending",
+                   "--timeout-seconds", "600", url=ledger_url)  # fmt: skip
+    assert hold["status"] == "pending"
+    assert ok_json("account", "show", a, url=ledger_url)["balances"]["available"] == "70.00"
+    posted = ok_json("transaction", "post", str(hold["id"]), "--amount", "20.00", url=ledger_url)
+    assert posted["amount"] == "20.00"
+    shown = ok_json("account", "show", a, url=ledger_url)["balances"]
+    assert (shown["posted"], shown["available"]) == ("80.00", "80.00")  # the unposted 10.00 is released
+
+    hold2 = ok_json("transfer", "--from", a, "--to", b, "--amount", "5.00", "--currency", "USD", "--pending",
+                    url=ledger_url)  # fmt: skip
+    ok_json("transaction", "void", str(hold2["id"]), url=ledger_url)
+    assert ok_json("account", "show", a, url=ledger_url)["balances"]["available"] == "80.00"
+    assert_one_line_error(run_cli("transaction", "void", str(hold2["id"]), url=ledger_url), code=1)
+
+    tx = ok_json("transfer", "--from", a, "--to", b, "--amount", "1.00", "--currency", "USD", url=ledger_url)
+    rev = ok_json("transaction", "reverse", str(tx["id"]), "--idempotency-key", "rev-1", url=ledger_url)
+    again = ok_json("transaction", "reverse", str(tx["id"]), "--idempotency-key", "rev-1", url=ledger_url)
+    assert rev["id"] == again["id"]
+    assert ok_json("account", "show", a, url=ledger_url)["balances"]["posted"] == "80.00"
+    assert ok_json("transaction", "show", str(tx["id"]), url=ledger_url)["reversed_by"] == rev["id"]
+    assert_one_line_error(run_cli("transaction", "show", "999999", url=ledger_url), code=1,
+                          contains="transaction_not_found")  # fmt: skip
+    assert_one_line_error(run_cli("transaction", "post", str(hold["id"]), "--amount", "0.001", url=ledger_url),
+                          code=1, contains="amount_precision")  # fmt: skip
+    assert_one_line_error(run_cli("transfer", "--from", a, "--to", b, "--amount", "1", "--currency", "USD",
+                                  "--timeout-seconds", "5", url=ledger_url), contains="--pending")  # fmt: skip

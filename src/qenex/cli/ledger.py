@@ -39,12 +39,14 @@ TEXT_OPTION_CHARS_MAX = 200
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 account_app = typer.Typer(help="Customer and general-ledger accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="Tamper-evidence checks.", no_args_is_help=True)
+tx_app = typer.Typer(help="Look up, post, void or reverse a transaction.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(account_app, name="account")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(tx_app, name="transaction")
     app.command("transfer")(transfer_cmd)
     app.command("statement")(statement_cmd)
     app.command("bench")(bench_cmd)
@@ -224,6 +226,9 @@ def transfer_cmd(
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key", help="Makes retries safe.")] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     pending: Annotated[bool, typer.Option("--pending", help="Reserve only (two-phase).")] = False,
+    timeout_seconds: Annotated[
+        int | None, typer.Option("--timeout-seconds", min=1, help="Expiry of a --pending reservation.")
+    ] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -242,6 +247,9 @@ def transfer_cmd(
     }
     if pending:
         kwargs["pending"] = True
+        kwargs["timeout_seconds"] = timeout_seconds
+    elif timeout_seconds is not None:
+        raise CliError("--timeout-seconds needs --pending")
 
     async def body(kernel: Any) -> Any:
         from qenex import TransactionType
@@ -249,11 +257,85 @@ def transfer_cmd(
         tx_id = await kernel.process_transaction(TransactionType.TRANSFER, **kwargs)
         return await kernel.get_transaction(tx_id)
 
-    tx = plain(run_kernel(config, body))
+    _show_transaction(run_kernel(config, body), as_json)
+
+
+def _show_transaction(transaction: Any, as_json: bool) -> None:
+    tx = plain(transaction)
     if as_json:
         print_json(tx)
     else:
         print_fields(f"Transaction {tx.get('id', '')}", _transaction_fields(tx))
+
+
+def _tx_then_show(config: str | None, as_json: bool, action: Any) -> None:
+    """Run ``action(kernel) -> transaction id`` and show the resulting transaction."""
+
+    async def body(kernel: Any) -> Any:
+        return await kernel.get_transaction(await action(kernel))
+
+    _show_transaction(run_kernel(config, body), as_json)
+
+
+KeyOption = Annotated[str | None, typer.Option("--idempotency-key", help="Makes retries safe.")]
+
+
+@tx_app.command("show")
+def tx_show_cmd(transaction_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Show one transaction with its legs and status."""
+    _text(transaction_id, "TRANSACTION_ID")
+
+    async def body(kernel: Any) -> Any:
+        tx = await kernel.get_transaction(transaction_id)
+        if tx is None:
+            from qenex import LedgerError
+
+            raise LedgerError("transaction_not_found", f"transaction {transaction_id} does not exist")
+        return tx
+
+    _show_transaction(run_kernel(config, body), as_json)
+
+
+@tx_app.command("post")
+def tx_post_cmd(
+    pending_id: str,
+    amount: Annotated[str | None, typer.Option("--amount", help="Post part of the reservation.")] = None,
+    idempotency_key: KeyOption = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Post a pending reservation, in full or in part."""
+    _text(pending_id, "PENDING_ID")
+    key = _text(idempotency_key, "--idempotency-key")
+
+    async def action(kernel: Any) -> Any:
+        value = None
+        if amount is not None:
+            pending = await kernel.get_transaction(pending_id)
+            value = _amount(amount, pending.currency) if pending is not None else amount
+        return await kernel.post_pending(pending_id, amount=value, idempotency_key=key)
+
+    _tx_then_show(config, as_json, action)
+
+
+@tx_app.command("void")
+def tx_void_cmd(
+    pending_id: str, idempotency_key: KeyOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Release a pending reservation."""
+    _text(pending_id, "PENDING_ID")
+    key = _text(idempotency_key, "--idempotency-key")
+    _tx_then_show(config, as_json, lambda kernel: kernel.void_pending(pending_id, idempotency_key=key))
+
+
+@tx_app.command("reverse")
+def tx_reverse_cmd(
+    transaction_id: str, idempotency_key: KeyOption = None, config: ConfigOption = None, as_json: JsonOption = False
+) -> None:
+    """Reverse a posted transaction with a compensating entry."""
+    _text(transaction_id, "TRANSACTION_ID")
+    key = _text(idempotency_key, "--idempotency-key")
+    _tx_then_show(config, as_json, lambda kernel: kernel.reverse_transaction(transaction_id, idempotency_key=key))
 
 
 def _transaction_fields(tx: dict[str, Any]) -> dict[str, Any]:

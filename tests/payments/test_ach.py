@@ -577,8 +577,13 @@ def test_iat_addenda_count_and_order() -> None:
     ],
 )
 def test_fast_and_slow_paths_agree_with_addenda(line_index: int, column: int, value: str) -> None:
-    for sec, debit in (("PPD", False), ("CCD", False), ("WEB", True)):
-        text = build(sec, entries=3, debit=debit, addenda=["INVOICE 1234"]).to_string()
+    for sec, debit, addenda in (
+        ("PPD", False, ["INVOICE 1234"]),
+        ("CCD", False, ["INVOICE 1234"]),
+        ("WEB", True, ["INVOICE 1234"]),
+        ("CTX", False, ["ISA*00*1", "GS*RA*2", "SE*3*0001"]),
+    ):
+        text = build(sec, entries=3, debit=debit, addenda=addenda).to_string()
         assert _both(text)[0] == _both(text)[1] and ach.validate(text).valid
         lines = text.splitlines()
         lines[line_index] = replace(lines[line_index], column, value)
@@ -588,7 +593,13 @@ def test_fast_and_slow_paths_agree_with_addenda(line_index: int, column: int, va
 
 
 def test_addenda_batches_take_the_fast_path() -> None:
-    f = ach.parse(build("CCD", entries=3, addenda=["INVOICE 1234"]).to_string())
     checker = ach_validator._Checker(ach.validate("x"), ach.AchOptions())
-    raw = f.batches[0].raw_lines
-    assert raw is not None and checker.fast_batch(raw, "220", "CCD", False, ODFI[:8]) is not None
+    for sec, addenda in (("CCD", ["INVOICE 1234"]), ("CTX", ["ISA*00*1", "SE*3*0001"]), ("CTX", [])):
+        f = ach.parse(build(sec, entries=3, addenda=addenda).to_string())
+        raw = f.batches[0].raw_lines
+        assert raw is not None and checker.fast_batch(raw, "220", sec, False, ODFI[:8]) is not None
+    ctx = build("CTX", entries=2, addenda=["ISA*00*1", "SE*3*0001"]).to_string().splitlines()
+    ctx[2] = replace(ctx[2], 55, "0003")  # declares three addenda, carries two
+    assert ("ach_ctx_addenda_count", "line 3 entry_detail.number_of_addenda") in {
+        (i.code, i.location) for i in ach.validate("\n".join(ctx)).errors
+    }

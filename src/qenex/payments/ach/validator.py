@@ -37,10 +37,10 @@ _ALPHA3 = re.compile(r"[A-Z]{3}", re.ASCII)
 _MONTHS = frozenset(f"{m:02d}" for m in range(1, 13))
 
 
-# Fast path for batches of the common layout (no addenda, or one 05 each): whole-batch patterns prove
+# Fast path for batches of the common layout (no addenda, or 05s): whole-batch patterns prove
 # a batch clean in C; anything doubtful goes to the per-entry path, which locates the problem.
 FAST_PATH_ENABLED = True  # tests switch it off to prove both paths agree
-_FAST_SEC = frozenset({"PPD", "CCD", "WEB", "TEL"})
+_FAST_SEC = frozenset({"PPD", "CCD", "WEB", "TEL", "CTX"})
 _TC_ALL = "[2-4][1-46-9]|5[1-6]"
 _TC_CREDIT = "[2-5][1-4]"
 _TC_DEBIT = "[2-4][6-9]|5[56]"
@@ -59,10 +59,12 @@ _FAST_ENTRIES = {
 _TRACE = itemgetter(slice(79, 94))
 _FIRST = itemgetter(0)
 _INDICATOR = itemgetter(78)
-_SEQUENCE7 = itemgetter(slice(87, 94))
-_ADDENDA05_FAST_SEC = frozenset({"PPD", "CCD", "WEB"})
-_ADDENDA05_LINE = r"705[ -~]{80}0001[0-9]{7}"
-_ADDENDA05_ONE = re.compile(rf"{_ADDENDA05_LINE}(?:\n{_ADDENDA05_LINE})*", re.ASCII)
+_SEQUENCES = itemgetter(slice(83, 94))  # addenda sequence number and entry detail sequence number
+_CTX_COUNT = itemgetter(slice(54, 58))
+_ENTRY_RUN = re.compile("67*")
+_ADDENDA05_FAST_SEC = frozenset({"PPD", "CCD", "WEB", "CTX"})
+_ADDENDA05_LINE = r"705[ -~]{80}[0-9]{11}"
+_ADDENDA05_MANY = re.compile(rf"{_ADDENDA05_LINE}(?:\n{_ADDENDA05_LINE})*", re.ASCII)
 _TRACE_ODFI = itemgetter(slice(79, 87))
 _ROUTING = itemgetter(slice(3, 12))
 _AMOUNT = itemgetter(slice(29, 39))
@@ -338,10 +340,10 @@ class _Checker:
         self, plain: list[str], scc: str, sec: str, same_day: bool, odfi: str
     ) -> tuple[int, int, int, int] | None:
         """Totals of a clean batch, or None when the per-entry path must look at it. Entries
-        may carry one addenda 05 each (PPD, CCD, WEB); any other addenda goes the long way."""
+        may carry addenda 05 (one for PPD, CCD, WEB; as declared for CTX); others go the long way."""
         types = "".join(map(_FIRST, plain))
         addenda_count = 0
-        if "7" in types:
+        if "7" in types or sec == "CTX":
             split = self._split_addenda05(plain, types, sec)
             if split is None:
                 return None
@@ -384,19 +386,22 @@ class _Checker:
 
     @staticmethod
     def _split_addenda05(lines: list[str], types: str, sec: str) -> tuple[list[str], int] | None:
-        """(entry lines, addenda count) when every addenda is a single, well-formed 05 whose
-        entry says so and whose sequence numbers point back at it; else None."""
-        if sec not in _ADDENDA05_FAST_SEC or "77" in types:
+        """(entry lines, addenda count) when every addenda is a well-formed 05 (one at most, or
+        as many as a CTX entry declares), the entry's indicator says so and the addenda and
+        entry sequence numbers count up and point back at it; else None."""
+        if sec not in _ADDENDA05_FAST_SEC or (sec != "CTX" and "77" in types):
             return None
         entries = [line for line in lines if line[0] == "6"]
         addenda = [line for line in lines if line[0] == "7"]
-        expected = types.replace("67", "1").replace("6", "0")
-        if "".join(map(_INDICATOR, entries)) != expected:
+        counts = [len(run) - 1 for run in _ENTRY_RUN.findall(types)]
+        if "".join(map(_INDICATOR, entries)) != "".join(["1" if c else "0" for c in counts]):
             return None
-        if _ADDENDA05_ONE.fullmatch("\n".join(addenda)) is None:
+        if addenda and _ADDENDA05_MANY.fullmatch("\n".join(addenda)) is None:
             return None
-        with_addenda = [line for line, flag in zip(entries, expected, strict=True) if flag == "1"]
-        if list(map(_SEQUENCE7, addenda)) != list(map(_SEQUENCE7, with_addenda)):
+        expected = [f"{k:04d}{e[87:94]}" for e, c in zip(entries, counts, strict=True) for k in range(1, c + 1)]
+        if list(map(_SEQUENCES, addenda)) != expected:
+            return None
+        if sec == "CTX" and list(map(_CTX_COUNT, entries)) != [f"{c:04d}" for c in counts]:
             return None
         return entries, len(addenda)
 

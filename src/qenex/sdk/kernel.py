@@ -4,6 +4,13 @@ Writes go through one writer task per kernel that groups concurrent calls into a
 database transaction (group commit, bounded by BATCH_ITEMS_MAX). Each item is decided on
 its own against the balances inside that transaction, so one caller's rejection never
 affects another's. Across processes, writers serialize on the ledger advisory lock.
+
+Identifiers are integers: an account id is its row id; a transaction id is the journal
+sequence number of its first leg (legs of one transaction are consecutive). Money crosses
+this edge as Decimal (results) or Decimal/decimal string/int (arguments), never float.
+Every mutation takes an optional ``idempotency_key``; without one the call is simply not
+retry-safe (nothing is recorded for it). Only successful requests are remembered, so a
+rejected request may be retried with the same key once its cause is fixed.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from qenex.api.deps import account_dict, audited, context, visible_account
-from qenex.api.idempotency import idempotent
+from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES, ApiError
 from qenex.api.schemas import (
     ID_MAX,
@@ -41,7 +41,7 @@ def accounts_router() -> APIRouter:
     router = APIRouter(prefix="/accounts", tags=["accounts"])
 
     @router.post("", status_code=201, response_model=AccountOut, responses=WRITE_RESPONSES)
-    async def create_account(request: Request, body: AccountIn,
+    async def create_account(request: Request, body: AccountIn, idempotency_key: IdempotencyHeader = None,
                              principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_WRITE))) -> Response:
         """Open an account (the seed's body); a positive ``initial_balance`` is posted as a deposit.
         Honours ``Idempotency-Key``."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
+import psycopg
 from fastapi import APIRouter, FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -125,6 +127,13 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+def database_namespace(conninfo: str) -> str:
+    """A short, stable name for the database (host, port, name; never the password)."""
+    info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    ident = f"{info.get('host', '')}|{info.get('port', '')}|{info.get('dbname', '')}"
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
 async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits | None) -> ApiContext:
     kernel = FinancialKernel(settings)
     await kernel.initialize()
@@ -142,7 +151,7 @@ async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits
     writer = AuditWriter(conninfo)
     writer.start()
     hub = EventHub()
-    source = EventSource(kernel, hub, settings.database.redis())
+    source = EventSource(kernel, hub, settings.database.redis(), database_namespace(conninfo))
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM ledger_journal")).fetchone()
     await source.start(int(row[0]) if row else 0)

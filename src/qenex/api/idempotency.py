@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import Request, Response
+from fastapi import Header, Request, Response
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
@@ -24,6 +24,12 @@ IDEMPOTENCY_KEY_CHARS_MAX: Final = 128
 IDEMPOTENCY_RETENTION_HOURS: Final = 24
 REPLAY_HEADER: Final = "Idempotent-Replayed"
 _KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
+
+# Declared on every mutation so OpenAPI documents it; `request_key` reads and checks it.
+IdempotencyHeader = Annotated[str | None, Header(
+    alias=IDEMPOTENCY_HEADER, min_length=1, max_length=IDEMPOTENCY_KEY_CHARS_MAX, pattern=r"^[\x21-\x7e]+$",
+    description="Replaying a request with the same key returns the original response; a different request "
+                "with the same key gets 409.")]
 
 Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
 

@@ -29,9 +29,7 @@ log = logging.getLogger("qenex.api.stream")
 
 SUBSCRIBER_QUEUE_EVENTS_MAX: Final = 10_000
 OWNER_CACHE_ENTRIES_MAX: Final = 100_000
-REDIS_CHANNEL: Final = "qenex:stream:events"
-REDIS_LEADER_KEY: Final = "qenex:stream:leader"
-REDIS_SEQ_KEY: Final = "qenex:stream:seq"
+REDIS_PREFIX: Final = "qenex:stream"
 LEASE_MS: Final = 5_000
 RENEW_INTERVAL_S: Final = 1.5
 SOURCE_RETRY_S: Final = 1.0
@@ -81,10 +79,14 @@ class EventHub:
 class EventSource:
     """Feeds an EventHub from the journal, directly or through Redis (see the module docstring)."""
 
-    def __init__(self, kernel: Any, hub: EventHub, redis_url: str | None) -> None:
+    def __init__(self, kernel: Any, hub: EventHub, redis_url: str | None, namespace: str = "default") -> None:
         self.kernel = kernel
         self.hub = hub
         self.redis_url = redis_url
+        # Servers of one database share a namespace; another database's servers never mix in.
+        self.channel = f"{REDIS_PREFIX}:{namespace}:events"
+        self._leader_key = f"{REDIS_PREFIX}:{namespace}:leader"
+        self._seq_key = f"{REDIS_PREFIX}:{namespace}:seq"
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
         self.is_leader = False
@@ -96,7 +98,7 @@ class EventSource:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(self.redis_url, decode_responses=True)
-        await self._redis.setnx(REDIS_SEQ_KEY, start_seq)
+        await self._redis.setnx(self._seq_key, start_seq)
         self._tasks.append(asyncio.create_task(self._relay(), name="qenex-stream-relay"))
         self._tasks.append(asyncio.create_task(self._lead(), name="qenex-stream-leader"))
 
@@ -128,7 +130,7 @@ class EventSource:
         while True:
             try:
                 pubsub = self._redis.pubsub()
-                await pubsub.subscribe(REDIS_CHANNEL)
+                await pubsub.subscribe(self.channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         self.hub.publish(str(message["data"]))
@@ -142,7 +144,7 @@ class EventSource:
         token = secrets.token_hex(8)
         while True:
             try:
-                if await self._redis.set(REDIS_LEADER_KEY, token, nx=True, px=LEASE_MS):
+                if await self._redis.set(self._leader_key, token, nx=True, px=LEASE_MS):
                     await self._while_leader(token)
                 else:
                     await asyncio.sleep(RENEW_INTERVAL_S)
@@ -155,12 +157,12 @@ class EventSource:
 
     async def _while_leader(self, token: str) -> None:
         self.is_leader = True
-        start = int(await self._redis.get(REDIS_SEQ_KEY) or 0)
+        start = int(await self._redis.get(self._seq_key) or 0)
         pump = asyncio.create_task(self._publish_from(start), name="qenex-stream-publisher")
         try:
             while not pump.done():
                 await asyncio.sleep(RENEW_INTERVAL_S)
-                if not await self._redis.eval(_RENEW_LUA, 1, REDIS_LEADER_KEY, token, LEASE_MS):
+                if not await self._redis.eval(_RENEW_LUA, 1, self._leader_key, token, LEASE_MS):
                     break
         finally:
             self.is_leader = False
@@ -170,10 +172,10 @@ class EventSource:
 
     async def _publish_from(self, seq: int) -> None:
         async for event in self.kernel.events(after_seq=seq):
-            await self._redis.publish(REDIS_CHANNEL, json.dumps(event.to_dict()))
+            await self._redis.publish(self.channel, json.dumps(event.to_dict()))
             if event.seq != seq:
                 seq = event.seq
-                await self._redis.set(REDIS_SEQ_KEY, seq)
+                await self._redis.set(self._seq_key, seq)
 
 
 class OwnerCache:

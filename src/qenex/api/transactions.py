@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from qenex.api.deps import ApiContext, audited, context, customer_owns, not_found, transaction_dict, visible_transaction
-from qenex.api.idempotency import idempotent
+from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES
 from qenex.api.schemas import ID_MAX, BatchIn, BatchOut, PostPendingIn, ResolveIn, TransactionIn, TransactionOut
 from qenex.kernel.errors import INVALID_REQUEST, LedgerError
@@ -66,11 +66,37 @@ def _error(exc: LedgerError | None) -> dict[str, str] | None:
     return None if exc is None else {"code": exc.code, "message": exc.message}
 
 
+async def _resolve(request: Request, principal: rbac.Principal, transaction_id: int, name: str,
+                   payload: PostPendingIn | ResolveIn) -> Response:
+    ctx = context(request)
+    await visible_transaction(ctx, principal, transaction_id)
+
+    async def work_for(key: str | None) -> int:
+        meta = payload.metadata
+        if isinstance(payload, PostPendingIn):
+            return int(await ctx.kernel.post_pending(transaction_id, payload.amount, metadata=meta,
+                                                     idempotency_key=key))
+        if name == "void":
+            return int(await ctx.kernel.void_pending(transaction_id, metadata=meta, idempotency_key=key))
+        return int(await ctx.kernel.reverse_transaction(transaction_id, metadata=meta, idempotency_key=key))
+
+    async def run(key: str | None) -> Response:
+        new_id = await audited(request, principal, f"transaction.{name}", f"transaction:{transaction_id}",
+                               lambda: work_for(key))
+        tx = await ctx.kernel.get_transaction(new_id)
+        if tx is None:
+            raise not_found("transaction", new_id)
+        return JSONResponse(transaction_dict(tx), status_code=201,
+                            headers={"Location": f"/api/v1/transactions/{tx.id}"})
+
+    return await idempotent(ctx.pool, request, principal.actor, f"{name}:{payload.model_dump_json()}", run)
+
+
 def transactions_router() -> APIRouter:
     router = APIRouter(prefix="/transactions", tags=["transactions"])
 
     @router.post("", status_code=201, response_model=TransactionOut, responses=WRITE_RESPONSES)
-    async def create_transaction(request: Request, body: TransactionIn,
+    async def create_transaction(request: Request, body: TransactionIn, idempotency_key: IdempotencyHeader = None,
                                  principal: rbac.Principal = Depends(require_scopes(rbac.TRANSACTIONS_WRITE))
                                  ) -> Response:
         """Process one transaction (the seed's body, plus ``metadata`` and ``pending``).
@@ -100,7 +126,7 @@ def transactions_router() -> APIRouter:
         return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json(), run)
 
     @router.post("/batch", response_model=BatchOut, responses=WRITE_RESPONSES)
-    async def create_batch(request: Request, body: BatchIn,
+    async def create_batch(request: Request, body: BatchIn, idempotency_key: IdempotencyHeader = None,
                            principal: rbac.Principal = Depends(require_scopes(rbac.TRANSACTIONS_WRITE))) -> Response:
         """Up to 8,000 transactions in one call; one result per item, in order. Items are
         independent unless ``linked`` (a linked chain succeeds or fails as one)."""
@@ -134,43 +160,30 @@ def transactions_router() -> APIRouter:
         tx = await visible_transaction(context(request), principal, transaction_id)
         return JSONResponse(transaction_dict(tx))
 
-    def _operation(name: str, summary: str) -> None:
-        body_model = PostPendingIn if name == "post" else ResolveIn
+    manage = require_scopes(rbac.TRANSACTIONS_MANAGE)
 
-        async def operate(request: Request, transaction_id: TransactionId, body: body_model | None = None,  # type: ignore[valid-type]
-                          principal: rbac.Principal = Depends(require_scopes(rbac.TRANSACTIONS_MANAGE))) -> Response:
-            ctx = context(request)
-            await visible_transaction(ctx, principal, transaction_id)
-            payload = body or body_model()
+    @router.post("/{transaction_id}/post", status_code=201, response_model=TransactionOut,
+                 responses=WRITE_RESPONSES)
+    async def post_transaction(request: Request, transaction_id: TransactionId, body: PostPendingIn | None = None,
+                               idempotency_key: IdempotencyHeader = None,
+                               principal: rbac.Principal = Depends(manage)) -> Response:
+        """Post a pending transaction (a hold) in full, or in part with ``amount``."""
+        return await _resolve(request, principal, transaction_id, "post", body or PostPendingIn())
 
-            async def run(key: str | None) -> Response:
-                async def work() -> int:
-                    meta = payload.metadata
-                    if name == "post":
-                        return int(await ctx.kernel.post_pending(transaction_id, getattr(payload, "amount", None),
-                                                                 metadata=meta,
-                                                                 idempotency_key=key))
-                    if name == "void":
-                        return int(await ctx.kernel.void_pending(transaction_id, metadata=meta, idempotency_key=key))
-                    return int(await ctx.kernel.reverse_transaction(transaction_id, metadata=meta,
-                                                                    idempotency_key=key))
+    @router.post("/{transaction_id}/void", status_code=201, response_model=TransactionOut,
+                 responses=WRITE_RESPONSES)
+    async def void_transaction(request: Request, transaction_id: TransactionId, body: ResolveIn | None = None,
+                               idempotency_key: IdempotencyHeader = None,
+                               principal: rbac.Principal = Depends(manage)) -> Response:
+        """Release a pending transaction (a hold) without moving money."""
+        return await _resolve(request, principal, transaction_id, "void", body or ResolveIn())
 
-                new_id = await audited(request, principal, f"transaction.{name}", f"transaction:{transaction_id}",
-                                       work)
-                tx = await ctx.kernel.get_transaction(new_id)
-                if tx is None:
-                    raise not_found("transaction", new_id)
-                return JSONResponse(transaction_dict(tx), status_code=201,
-                                    headers={"Location": f"/api/v1/transactions/{tx.id}"})
+    @router.post("/{transaction_id}/reverse", status_code=201, response_model=TransactionOut,
+                 responses=WRITE_RESPONSES)
+    async def reverse_transaction(request: Request, transaction_id: TransactionId, body: ResolveIn | None = None,
+                                  idempotency_key: IdempotencyHeader = None,
+                                  principal: rbac.Principal = Depends(manage)) -> Response:
+        """Reverse a posted transaction with a compensating entry."""
+        return await _resolve(request, principal, transaction_id, "reverse", body or ResolveIn())
 
-            return await idempotent(ctx.pool, request, principal.actor, payload.model_dump_json(), run)
-
-        operate.__name__ = f"{name}_transaction"
-        operate.__doc__ = summary
-        router.add_api_route(f"/{{transaction_id}}/{name}", operate, methods=["POST"], status_code=201,
-                             response_model=TransactionOut, responses=WRITE_RESPONSES, name=f"{name}_transaction")
-
-    _operation("post", "Post a pending transaction (a hold) in full, or in part with ``amount``.")
-    _operation("void", "Release a pending transaction (a hold) without moving money.")
-    _operation("reverse", "Reverse a posted transaction with a compensating entry.")
     return router

@@ -603,3 +603,13 @@ def test_addenda_batches_take_the_fast_path() -> None:
     assert ("ach_ctx_addenda_count", "line 3 entry_detail.number_of_addenda") in {
         (i.code, i.location) for i in ach.validate("\n".join(ctx)).errors
     }
+
+
+def test_garbage_reports_are_bounded() -> None:
+    from qenex.payments.common import ERRORS_PER_REPORT_MAX
+
+    report = ach.validate(("6" * 94 + "\n") * 5000)
+    assert len(report.issues) == ERRORS_PER_REPORT_MAX and not report.valid
+    report = ach.validate(("5" + " " * 93 + "\n") * 3000)
+    assert len(report.issues) == ERRORS_PER_REPORT_MAX
+    assert report.issues[-1].code == "ach_too_many_errors"

@@ -82,7 +82,8 @@ def validate(data: str | bytes | AchFile, **options: Any) -> ValidationReport:
     secs = sorted({b.sec for b in achfile.batches})
     if secs:
         report.message_type = "NACHA " + " ".join(secs)
-    report.issues.extend(issues)
+    for issue in issues:
+        report.add(issue.code, issue.message, issue.location, issue.severity)
     check_file(achfile, report, opts)
     return report
 

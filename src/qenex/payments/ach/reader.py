@@ -30,7 +30,7 @@ from qenex.payments.ach.records import (
     IATBatchHeader,
     entry_class,
 )
-from qenex.payments.common import MESSAGE_BYTES_MAX, PaymentFormatError, ValidationIssue
+from qenex.payments.common import ERRORS_PER_REPORT_MAX, MESSAGE_BYTES_MAX, PaymentFormatError, ValidationIssue
 
 FILE_LINES_MAX = MESSAGE_BYTES_MAX // RECORD_LENGTH_CHARS + 1
 PADDING_RECORD = "9" * RECORD_LENGTH_CHARS
@@ -107,8 +107,10 @@ class _Reader:
         self.adv_file = False
         self.known_records = 0
 
-    def issue(self, code: str, message: str, line_no: int) -> None:
-        self.issues.append(ValidationIssue(code, message, f"line {line_no}"))
+    def issue(self, code: str, message: str, line_no: int, severity: str = "error") -> None:
+        # Bounded like a report: a file of garbage must not build a million issues.
+        if len(self.issues) < ERRORS_PER_REPORT_MAX:
+            self.issues.append(ValidationIssue(code, message, f"line {line_no}", severity))
 
     def fix_length(self, line: str, n: int) -> str | None:
         size = len(line)
@@ -121,13 +123,11 @@ class _Reader:
             return None
         # Editors and mail gateways strip trailing blanks: a short record is read as if padded
         # with blanks (as moov-io/ach does) and reported as a warning, never silently.
-        self.issues.append(
-            ValidationIssue(
-                "ach_record_length",
-                f"record is {size} characters; read as padded to {RECORD_LENGTH_CHARS} with blanks",
-                f"line {n}",
-                severity="warning",
-            )
+        self.issue(
+            "ach_record_length",
+            f"record is {size} characters; read as padded to {RECORD_LENGTH_CHARS} with blanks",
+            n,
+            severity="warning",
         )
         return line.ljust(RECORD_LENGTH_CHARS)
 

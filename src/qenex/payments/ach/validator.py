@@ -28,7 +28,7 @@ from qenex.payments.ach.records import (
     IATEntryDetail,
     Record,
 )
-from qenex.payments.common import ValidationReport
+from qenex.payments.common import ERRORS_PER_REPORT_MAX, ValidationIssue, ValidationReport
 
 ENTRY_HASH_MODULO = 10**10
 _ID_MODIFIER = re.compile(r"[A-Z0-9]", re.ASCII)
@@ -696,6 +696,13 @@ def check_file(f: AchFile, report: ValidationReport, opts: AchOptions) -> None:
     last_batch_no = -1
     record_count = (f.header is not None) + (f.control is not None)
     for b in f.batches:
+        if len(report.issues) >= ERRORS_PER_REPORT_MAX:
+            report.issues[-1] = ValidationIssue(
+                "ach_too_many_errors",
+                f"checking stopped after {ERRORS_PER_REPORT_MAX} issues",
+                f"line {b.header.line_no}",
+            )
+            return
         ck.charset(b.header)
         batch_no = b.header.line[87:94]
         if is_digits(batch_no):

@@ -384,3 +384,26 @@ def test_mt_without_uetr_converts_with_a_fresh_one_reported():
     result = cv.convert(text, "pacs.008")
     uetr = mx.parse(result.output).transactions()[0].uetr
     assert uetr and uetr != UETR and "newly generated" in lost_text(result)
+
+
+def test_correspondents_and_previous_instructing_agent_follow_cbpr_plus():
+    text = MT103.replace(":52A:BANKBEBB\r\n", ":52A:BANKBEBB\r\n:53A:/12345\r\nBANKUS33\r\n:54A:BANKDEFF\r\n")
+    assert swift.validate(text).valid
+    result = cv.convert(text, "pacs.008")
+    assert_xsd_valid(result.output, "pacs.008.001.08")
+    doc = mx.parse(result.output)
+    sttlm = doc.r.f(doc.body, "GrpHdr/SttlmInf")
+    assert doc.r.t(sttlm, "SttlmMtd") == "COVE"
+    assert doc.r.t(sttlm, "InstgRmbrsmntAgt/FinInstnId/BICFI") == "BANKUS33"
+    assert doc.r.t(sttlm, "InstgRmbrsmntAgtAcct/Id/Othr/Id") == "12345"
+    assert doc.r.t(sttlm, "InstdRmbrsmntAgt/FinInstnId/BICFI") == "BANKDEFF"
+    tx_el = doc.transaction_elements()[0]
+    assert doc.r.t(tx_el, "PrvsInstgAgt1/FinInstnId/BICFI") == "BANKGB2L"  # from 72 /INS/
+    assert not doc.r.all(tx_el, "InstrForNxtAgt")
+    back = swift.parse(cv.convert(result.output, "mt103").output)
+    assert back.field("53A").lines == ["/12345", "BANKUS33"] and back.field("54A").text == "BANKDEFF"
+    assert back.field("72").text == "/INS/BANKGB2L"
+    b53 = MT103.replace(":52A:BANKBEBB\r\n", ":52A:BANKBEBB\r\n:53B:/98765\r\n")
+    doc = mx.parse(cv.convert(b53, "pacs.008").output)
+    assert doc.r.t(doc.body, "GrpHdr/SttlmInf/SttlmAcct/Id/Othr/Id") == "98765"
+    assert doc.r.t(doc.body, "GrpHdr/SttlmInf/SttlmMtd") == "INDA"

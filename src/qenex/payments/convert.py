@@ -89,6 +89,8 @@ def convert(data: str | bytes, to: str) -> ConversionResult:
         if isinstance(parsed, MessageBatch):
             raise PaymentFormatError("convert takes one MT message, not a batch", code=CONVERT_CODE)
         return _from_mt(parsed, to)
+    except swift.MTBuildError as exc:  # the source holds something the MT cannot express validly
+        raise PaymentFormatError(f"cannot convert: {exc.message}", location=exc.location, code=CONVERT_CODE) from None
     except PaymentFormatError:
         raise
     except QenexError as exc:  # e.g. an amount with more decimals than its currency has
@@ -236,19 +238,25 @@ def _remittance(msg: Message) -> tuple[str | None, str | None]:
     return e2e, joined or None
 
 
-def _instructions(msg: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Field 72 as (instructions for next agent, for creditor agent); /ACC/ goes to the creditor agent."""
+def _instructions(msg: Message) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """Field 72 as (instructions for next agent, for creditor agent, previous instructing agent BIC):
+    /ACC/ goes to the creditor agent, a first /INS/<BIC> becomes PrvsInstgAgt1 (CBPR+)."""
     text = _text_of(msg, "72")
     if not text:
-        return (), ()
+        return (), (), None
     items: list[str] = []
     for line in text.split("\n"):
         if line.startswith("//") and items:
             items[-1] += " " + line[2:]
         else:
             items.append(line)
+    previous = next((i[5:].strip() for i in items if i.startswith("/INS/")), None)
+    if previous is not None and mt_fields.bic_problem(previous) is None:
+        items = [i for i in items if i != "/INS/" + previous]
+    else:
+        previous = None
     for_creditor = tuple(i for i in items if i.startswith("/ACC/"))
-    return tuple(i for i in items if not i.startswith("/ACC/")), for_creditor
+    return tuple(i for i in items if not i.startswith("/ACC/")), for_creditor, previous
 
 
 def _not_carried(msg: Message, lost: _Lost, tags: dict[str, str]) -> None:
@@ -274,7 +282,7 @@ def _mt103_to_pacs008(msg: Message) -> ConversionResult:
     when, ccy, amount = _settlement(msg)
     ref = _text_of(msg, "20") or NOT_PROVIDED
     e2e, remittance = _remittance(msg)
-    next_agent, for_creditor = _instructions(msg)
+    next_agent, for_creditor, previous_agent = _instructions(msg)
     instructed = read_ccy_amount(_text_of(msg, "33B") or "")
     rate = _text_of(msg, "36")
     sender, receiver = msg.sender_bic or "", msg.receiver_bic or ""
@@ -311,16 +319,89 @@ def _mt103_to_pacs008(msg: Message) -> ConversionResult:
         instructions_for_creditor_agent=for_creditor,
         charges=tuple((a, c, b) for a, c, b in charges),
     )
-    method = "COVE" if msg.field("54") is not None or msg.field("53") is not None else "INDA"
+    chain = _settlement_chain(msg, lost)
     out = mx.build_pacs008(
         [transfer],
         instructing_agent_bic=sender,
         instructed_agent_bic=receiver,
-        settlement_method=method,
+        settlement_method=_settlement_method(chain),
         settlement_date=when,
         msg_id=ref,
     )
-    return ConversionResult(out.to_string(), out.message_type, lost.items)
+    return ConversionResult(_enrich(out, chain, previous_agent), out.message_type, lost.items)
+
+
+# MT correspondent fields -> GrpHdr/SttlmInf elements (CBPR+): 53A/54A/55A are reimbursement agents,
+# the account of 53B is the settlement account.
+_REIMBURSEMENT: Final = (("53", "InstgRmbrsmntAgt"), ("54", "InstdRmbrsmntAgt"), ("55", "ThrdRmbrsmntAgt"))
+
+
+def _settlement_chain(msg: Message, lost: _Lost) -> list[tuple[str, str | None, str | None]]:
+    """(element, BIC, account) for SttlmAcct and the reimbursement agents, from 53a/54a/55a."""
+    chain: list[tuple[str, str | None, str | None]] = []
+    for number, element in _REIMBURSEMENT:
+        f = msg.field(number)
+        if f is None:
+            continue
+        party = read_party(f.tag, f.text)
+        if f.option == "A":
+            chain.append((element, party.bic, party.account))
+        elif f.tag == "53B" and party.account:
+            chain.append(("SttlmAcct", None, party.account))
+            if party.lines:
+                lost.add("block 4 :53B:", f"53B location {' '.join(party.lines)!r} is not carried")
+        else:
+            lost.add(f"block 4 :{f.tag}:", f"{f.tag} without a BIC is not carried (SttlmInf names agents by BIC)")
+    return sorted(chain, key=lambda item: 0 if item[0] == "SttlmAcct" else 1)
+
+
+def _settlement_method(chain: list[tuple[str, str | None, str | None]]) -> str:
+    """COVE when a reimbursement agent is named (the cover goes through correspondents), else INDA."""
+    return "COVE" if any(element != "SttlmAcct" for element, _, _ in chain) else "INDA"
+
+
+def _enrich(
+    out: mx.Iso20022Message, chain: list[tuple[str, str | None, str | None]], previous_agent: str | None
+) -> str:
+    """Add what the builders do not write (settlement chain, PrvsInstgAgt1) and re-validate the result."""
+    if not chain and previous_agent is None:
+        return out.to_string()
+    q = f"{{{out.namespace}}}"
+    body = out.body
+    sttlm = out.r.f(body, "GrpHdr/SttlmInf")
+    for element, bic, account in chain:
+        if sttlm is None:
+            break
+        if bic:
+            _xml_agent(sttlm, q, element, bic)
+        if account:
+            tag = "SttlmAcct" if element == "SttlmAcct" else element + "Acct"
+            _xml_account(sttlm, q, tag, account)
+    if previous_agent is not None:
+        tx = out.transaction_elements()[0]
+        instg = out.r.f(tx, "InstgAgt")
+        node = etree.Element(q + "PrvsInstgAgt1")
+        etree.SubElement(etree.SubElement(node, q + "FinInstnId"), q + "BICFI").text = previous_agent
+        if instg is not None:
+            instg.addprevious(node)
+    text = out.to_string()
+    report = mx.validate(text)
+    if not report.valid:
+        first = report.errors[0]
+        raise PaymentFormatError(
+            f"the converted {out.message_type} is not valid: {first.message}",
+            location=first.location,
+            code=CONVERT_CODE,
+        )
+    return text
+
+
+def _xml_account(parent: etree._Element, q: str, tag: str, account: str) -> None:
+    acct_id = etree.SubElement(etree.SubElement(parent, q + tag), q + "Id")
+    if _is_iban(account):
+        etree.SubElement(acct_id, q + "IBAN").text = account
+    else:
+        etree.SubElement(etree.SubElement(acct_id, q + "Othr"), q + "Id").text = account[:34]
 
 
 def _with_agent(party: mx.PartySpec, agent_bic: str | None) -> mx.PartySpec:
@@ -340,9 +421,6 @@ _MT103_NOT_CARRIED: Final = {
     "23E": "23E instruction code is not carried (InstrForCdtrAgt/InstrForNxtAgt codes are not mapped)",
     "26T": "26T transaction type code is not carried",
     "51": "51A sending institution is not carried",
-    "53": "53a sender's correspondent is not carried (settlement method is set to COVE)",
-    "54": "54a receiver's correspondent is not carried (settlement method is set to COVE)",
-    "55": "55a third reimbursement institution is not carried",
     "77B": "77B regulatory reporting is not carried",
     "77T": "77T envelope contents are not carried",
 }
@@ -354,7 +432,7 @@ def _mt202_to_pacs009(full: Message) -> ConversionResult:
     when, ccy, amount = _settlement(msg)
     ref = _text_of(msg, "20") or NOT_PROVIDED
     related = _text_of(msg, "21") or NOT_PROVIDED
-    next_agent, for_creditor = _instructions(msg)
+    next_agent, for_creditor, previous_agent = _instructions(msg)
     sender, receiver = msg.sender_bic or "", msg.receiver_bic or ""
     debtor_bic = _agent_bic(msg, "52", lost, "52a ordering institution") or sender
     creditor_field = msg.field("58")
@@ -368,9 +446,8 @@ def _mt202_to_pacs009(full: Message) -> ConversionResult:
             location="block 4 :58a:",
             code=CONVERT_CODE,
         )
-    _not_carried(
-        msg, lost, {"13C": _MT103_NOT_CARRIED["13C"], "53": _MT103_NOT_CARRIED["53"], "54": _MT103_NOT_CARRIED["54"]}
-    )
+    _not_carried(msg, lost, {"13C": _MT103_NOT_CARRIED["13C"]})
+    chain = _settlement_chain(msg, lost)
     transfer = mx.CreditTransfer(
         amount=amount,
         currency=ccy,
@@ -391,13 +468,17 @@ def _mt202_to_pacs009(full: Message) -> ConversionResult:
         instructions_for_creditor_agent=for_creditor,
     )
     out = mx.build_pacs009(
-        [transfer], instructing_agent_bic=sender, instructed_agent_bic=receiver, settlement_date=when, msg_id=ref
+        [transfer],
+        instructing_agent_bic=sender,
+        instructed_agent_bic=receiver,
+        settlement_method=_settlement_method(chain),
+        settlement_date=when,
+        msg_id=ref,
     )
+    text = _enrich(out, chain, previous_agent)  # the tree is updated in place
     if seq_b:
-        return ConversionResult(
-            _with_underlying(out, seq_b, debtor_bic, creditor_bic, lost), out.message_type, lost.items
-        )
-    return ConversionResult(out.to_string(), out.message_type, lost.items)
+        text = _with_underlying(out, seq_b, debtor_bic, creditor_bic, lost)
+    return ConversionResult(text, out.message_type, lost.items)
 
 
 def _mt940_to_camt053(msg: Message) -> ConversionResult:
@@ -579,6 +660,43 @@ def _instruction_lines(tx_el: object, msg: mx.Iso20022Message, path: str) -> lis
     return [x.text.strip() for x in r.all(tx_el, path) if x.text]
 
 
+def _all_instructions(msg: mx.Iso20022Message, tx_el: etree._Element) -> list[str]:
+    return _instruction_lines(tx_el, msg, "InstrForNxtAgt/InstrInf") + _instruction_lines(
+        tx_el, msg, "InstrForCdtrAgt/InstrInf"
+    )
+
+
+def _previous_agent_lines(msg: mx.Iso20022Message, tx_el: etree._Element) -> list[str]:
+    """PrvsInstgAgt1 back as the /INS/ line of field 72 (CBPR+)."""
+    bic = msg.r.t(tx_el, "PrvsInstgAgt1/FinInstnId/BICFI")
+    return [f"/INS/{bic}"] if bic else []
+
+
+def _correspondent_fields(msg: mx.Iso20022Message, numbers: Sequence[str], lost: _Lost) -> list[tuple[str, str]]:
+    """GrpHdr/SttlmInf back as 53a/54a/55a: reimbursement agents as option A, SttlmAcct as 53B."""
+    r = msg.r
+    sttlm = r.f(msg.body, "GrpHdr/SttlmInf")
+    if sttlm is None:
+        return []
+    out: list[tuple[str, str]] = []
+    for number, element in _REIMBURSEMENT:
+        bic = r.t(sttlm, element + "/FinInstnId/BICFI", element + "/FinInstnId/BIC")
+        if not bic:
+            continue
+        if number not in numbers:
+            lost.add(f"GrpHdr/SttlmInf/{element}", f"{element} {bic} has no field in this MT")
+            continue
+        account = r.t(sttlm, element + "Acct/Id/IBAN", element + "Acct/Id/Othr/Id")
+        out.append((number + "A", (f"/{_x_text(account)[:34]}\n" if account else "") + bic))
+    settlement_account = r.t(sttlm, "SttlmAcct/Id/IBAN", "SttlmAcct/Id/Othr/Id")
+    if settlement_account:
+        if out and out[0][0] == "53A":
+            lost.add("GrpHdr/SttlmInf/SttlmAcct", "the settlement account is not carried next to 53A")
+        else:
+            out.insert(0, ("53B", f"/{_x_text(settlement_account)[:34]}"))
+    return out
+
+
 def _line72(items: Sequence[str], lost: _Lost) -> str | None:
     lines: list[str] = []
     for item in items:
@@ -624,6 +742,7 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
     fields.append(_customer_party(tx.debtor, lost, "Dbtr", "50"))
     if tx.debtor_agent.bic and not _same_bic(tx.debtor_agent.bic, sender):
         fields.append(("52A", tx.debtor_agent.bic))
+    fields.extend(_correspondent_fields(msg, ("53", "54", "55"), lost))
     if tx.intermediary_agents and tx.intermediary_agents[0].bic:
         fields.append(("56A", tx.intermediary_agents[0].bic))
     if len(tx.intermediary_agents) > 1:
@@ -639,10 +758,7 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
         lost.add("ChrgBr", "charge bearer SLEV has no MT103 code; sent as 71A SHA")
     fields.extend(("71F", c) for c in charges[0])
     fields.extend(("71G", c) for c in charges[1][:1])
-    instructions = _instruction_lines(tx_el, msg, "InstrForNxtAgt/InstrInf") + _instruction_lines(
-        tx_el, msg, "InstrForCdtrAgt/InstrInf"
-    )
-    line72 = _line72(instructions, lost)
+    line72 = _line72(_previous_agent_lines(msg, tx_el) + _all_instructions(msg, tx_el), lost)
     if line72:
         fields.append(("72", line72))
     _mx_not_carried(tx, lost)
@@ -740,6 +856,7 @@ def _pacs009_to_mt202(msg: mx.Iso20022Message) -> ConversionResult:
     ]
     if tx.debtor.bic and not _same_bic(tx.debtor.bic, sender):
         fields.append(("52A", tx.debtor.bic))
+    fields.extend(_correspondent_fields(msg, ("53", "54"), lost))
     if tx.intermediary_agents and tx.intermediary_agents[0].bic:
         fields.append(("56A", tx.intermediary_agents[0].bic))
     if tx.creditor_agent.bic and (not _same_bic(tx.creditor_agent.bic, tx.creditor.bic) or tx.intermediary_agents):
@@ -748,10 +865,7 @@ def _pacs009_to_mt202(msg: mx.Iso20022Message) -> ConversionResult:
         raise PaymentFormatError("pacs.009 creditor has no BIC for field 58A", location="Cdtr", code=CONVERT_CODE)
     account = tx.creditor.iban or tx.creditor.account_id
     fields.append(("58A", (f"/{_x_text(account)[:34]}\n" if account else "") + tx.creditor.bic))
-    instructions = _instruction_lines(tx_el, msg, "InstrForNxtAgt/InstrInf") + _instruction_lines(
-        tx_el, msg, "InstrForCdtrAgt/InstrInf"
-    )
-    line72 = _line72(instructions, lost)
+    line72 = _line72(_previous_agent_lines(msg, tx_el) + _all_instructions(msg, tx_el), lost)
     if line72:
         fields.append(("72", line72))
     if tx.debtor.name and not tx.debtor.bic:

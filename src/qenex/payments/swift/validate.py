@@ -99,6 +99,8 @@ def _validate_one(msg: Message, report: ValidationReport, where: str, require_ue
             report.add("mt_block4_end", "block 4 must end with a line '-' before '}'", f"{where}block 4")
         if b4.lead == "":
             report.add("mt_block4_start", "block 4 must start with a line break after '{4:'", f"{where}block 4")
+        elif b4.lead == "\n":
+            report.add("mt_line_ends", "block 4 uses LF line ends; FIN transmits CrLf", f"{where}block 4", "warning")
         _check_fields(msg.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic)
         _check_validation_flag(msg, report, where, mt)
     elif b4 is None and service in ("01", ""):

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from qenex.cli._ledger_common import ConfigOption, print_table, run_kernel
+from qenex.config import load_settings
 
 # Prefix of every demo idempotency key and owner id: the demo never touches other data.
 DEMO_PREFIX = "demo"
@@ -155,7 +156,13 @@ def demo_cmd(
         data = await load_demo_data(kernel)
         return data, await _balances(kernel, data["accounts"])
 
-    typer.echo("Starting QENEX (embedded PostgreSQL in the data directory, migrations, demo data)...")
+    settings = load_settings(config)
+    where = (
+        "an external PostgreSQL server"
+        if settings.database.external_url() is not None
+        else f"the embedded PostgreSQL in {os.path.abspath(settings.data_dir)}"
+    )
+    typer.echo(f"Starting QENEX on {where}: migrations, then the demo data set...")
     data, rows = run_kernel(config, body)
     print_table("Demo balances", ("account", "id", "currency", "posted", "pending", "available"), rows)
     typer.echo(f"pending hold: {data['pending']}   reversal: {data['reversal']}   exchange: {data['exchange']}")

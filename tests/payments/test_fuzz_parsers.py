@@ -104,7 +104,7 @@ SPLICES: list[bytes] = [
 
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,  # the per-call alarm is the hang detector; wall time on shared CI cores varies
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
     database=None,
@@ -183,6 +183,18 @@ def test_fuzz_validate(fmt):
 @given(data=st.one_of(*(mutated(seed(name)) for name in SEEDS.values()), st.binary(max_size=5_000)))
 def test_fuzz_detect(data):
     assert bounded(lambda: detect_format(data)) in (None, "mt", "iso20022", "ach", "fedwire")
+
+
+@FUZZ
+@given(data=st.one_of(*(mutated(seed(name)) for name in SEEDS.values()), st.binary(max_size=3_000)))
+def test_fuzz_cli_dispatch(data):
+    """The CLI's whole chain (detect, pick the module, validate) answers every input with a
+    report, never an exception and never the internal-error issue a validator bug would give."""
+    from qenex.cli.payments import INTERNAL_ERROR, validate_bytes
+
+    report = bounded(lambda: validate_bytes(data))
+    assert isinstance(report, ValidationReport)
+    assert all(i.code != INTERNAL_ERROR for i in report.issues), [str(i) for i in report.issues]
 
 
 @pytest.mark.parametrize("fmt", list(SEEDS))

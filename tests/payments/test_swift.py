@@ -663,3 +663,19 @@ def test_mutated_mt103_never_crashes_validation_or_conversion(pos, junk):
         convert.convert(text, "pacs.008")
     except PaymentFormatError:
         pass
+
+
+def test_locations_count_lines_in_the_whole_input():
+    bad = mutate(MT103, ":32A:240115EUR1234,56", ":32A:240115EUR1234")
+    assert swift.validate(bad).errors[0].location == "block 4 :32A: (line 5)"
+    batch = swift.validate(MT103 + "$\r\n" + bad)
+    assert [i.location for i in batch.errors] == ["message 2 block 4 :32A: (line 23)"]
+    assert bad.split("\r\n")[4] == ":32A:240115EUR1234" and (MT103 + "$\r\n" + bad).split("\r\n")[22].startswith(
+        ":32A:"
+    )
+    export = crlf(
+        "HEADER\n:20:S1\n:25:1\n:28C:1\n:60F:C240115EUR1,00\n:62F:C240115EUR1,00\n-\n"
+        ":20:S2\n:25:1\n:28C:2\n:60F:C240115EUR1,00\n:62F:C240115EUR1,0X\n-\n"
+    )
+    report = swift.validate(export)
+    assert [i.location for i in report.errors] == ["statement 2 block 4 :62F: (line 12)"]

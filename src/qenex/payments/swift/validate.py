@@ -80,14 +80,21 @@ def validate(data: str | bytes | Message | MessageBatch, **options: Any) -> Vali
     if isinstance(parsed, MessageBatch):
         types = []
         for i, msg in enumerate(parsed.messages, start=1):
-            types.append(_validate_one(msg, report, f"message {i} ", require_uetr))
+            earlier = parsed.messages[: i - 1]
+            types.append(_validate_one(msg, report, f"message {i} ", require_uetr, _lines_in(earlier)))
         report.message_type = "batch of " + ", ".join(sorted(set(types)))
     else:
         report.message_type = _validate_one(parsed, report, "", require_uetr)
     return report
 
 
-def _validate_one(msg: Message, report: ValidationReport, where: str, require_uetr: bool) -> str:
+def _lines_in(messages: list[Message]) -> Callable[[], int]:
+    return lambda: sum(m.to_string().count("\n") for m in messages)
+
+
+def _validate_one(
+    msg: Message, report: ValidationReport, where: str, require_uetr: bool, before: Callable[[], int] = lambda: 0
+) -> str:
     if msg.bare:
         return _validate_bare(msg, report)
     mt = msg.message_type
@@ -101,7 +108,7 @@ def _validate_one(msg: Message, report: ValidationReport, where: str, require_ue
             report.add("mt_block4_start", "block 4 must start with a line break after '{4:'", f"{where}block 4")
         elif b4.lead == "\n":
             report.add("mt_line_ends", "block 4 uses LF line ends; FIN transmits CrLf", f"{where}block 4", "warning")
-        _check_fields(msg.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic)
+        _check_fields(msg.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic, _block4_line(msg, before))
         _check_validation_flag(msg, report, where, mt)
     elif b4 is None and service in ("01", ""):
         report.add("mt_block_missing", "block 4 (text) is missing", f"{where}message")
@@ -279,9 +286,10 @@ def _check_fields(
     mt: str,
     sender: str | None = None,
     receiver: str | None = None,
+    first_line: Callable[[], int] | None = None,
 ) -> None:
     structure = schemas.STRUCTURES.get(kind)
-    loc = _locator(fields, where)
+    loc = _locator(fields, where, first_line)
     for i, f in enumerate(fields):
         _check_field_format(f, report, loc, i, known=structure is not None)
     if structure is None:
@@ -312,19 +320,34 @@ def _check_fields(
         rules.check(kind, fields, report, loc, sender, receiver)
 
 
-def _locator(fields: list[Field], where: str) -> Callable[[int], str]:
+def _locator(fields: list[Field], where: str, first_line: Callable[[], int] | None) -> Callable[[int], str]:
+    """Locations "block 4 :32A: (line N)", N counted in the whole input. Lines are counted only when an
+    issue is reported, so the common valid path stays cheap."""
     first_lines: list[int] = []
 
     def loc(i: int) -> str:
-        # Line numbers are counted only when an issue is reported: the common valid path stays cheap.
         if not first_lines:
-            line = 2
+            line = first_line() if first_line is not None else 2
             for f in fields:
                 first_lines.append(line)
                 line += f.value.count("\n") + 1 + max(f.eol.count("\n") - 1, 0)
         return f"{where}block 4 :{fields[i].tag}: (line {first_lines[i]})"
 
     return loc
+
+
+def _block4_line(msg: Message, before: Callable[[], int]) -> Callable[[], int]:
+    """The input line of block 4's first field: lines of earlier messages + earlier blocks + 1."""
+
+    def line() -> int:
+        count = before()
+        for block in msg.blocks:
+            if block.name == "4":
+                return count + block.prefix.count("\n") + block.lead.count("\n") + 1
+            count += block.render().count("\n")
+        return count + 1
+
+    return line
 
 
 class _Sink:
@@ -376,10 +399,15 @@ def _show(text: str) -> str:
 
 
 # ---- bare statement exports ---------------------------------------------------------------------
+def _const(value: int) -> Callable[[], int]:
+    return lambda: value
+
+
 def _validate_bare(msg: Message, report: ValidationReport) -> str:
     """A statement export: statements start at each :20:. Non-field lines before a statement (a
     transport header such as ``ABNANL2A`` / ``940``) are warnings; stray lines inside one are errors."""
     statements: list[list[Field]] = []
+    starts: list[int] = []
     line_no = 1
     in_statement = False
     for seg in msg.segments or []:
@@ -387,6 +415,7 @@ def _validate_bare(msg: Message, report: ValidationReport) -> str:
             in_statement = True
             if seg.tag == "20" or not statements:
                 statements.append([])
+                starts.append(line_no)
             statements[-1].append(seg)
             line_no += seg.value.count("\n") + seg.eol.count("\n")
             continue
@@ -405,7 +434,7 @@ def _validate_bare(msg: Message, report: ValidationReport) -> str:
             else "940"
         )
         types.add(kind)
-        _check_fields(fields, report, kind, f"statement {n} ", kind)
+        _check_fields(fields, report, kind, f"statement {n} ", kind, first_line=_const(starts[n - 1]))
     return "MT" + "/".join(sorted(types))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FinancialKernel"]
+__all__ = ["AsyncClient", "Client", "FinancialKernel"]
 
 
 def __getattr__(name: str) -> Any:
@@ -12,4 +12,8 @@ def __getattr__(name: str) -> Any:
         from qenex.sdk.kernel import FinancialKernel
 
         return FinancialKernel
+    if name in ("Client", "AsyncClient"):
+        from qenex.sdk import client
+
+        return getattr(client, name)
     raise AttributeError(f"module 'qenex.sdk' has no attribute {name!r}")

@@ -370,6 +370,7 @@ def test_builder_full_mt103_with_charges_and_stp():
         ({"remittance_info": "Zahlung für Dienste"}, "X character set"),
         ({"remittance_info": "W " * 80}, "does not fit"),
         ({"uetr": "not-a-uuid"}, "UUID version 4"),
+        ({"remittance_info": "A" * 35 + " -NOTE"}, "would start with"),
         ({"charges": "BEN"}, "71F"),
     ],
 )

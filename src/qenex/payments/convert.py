@@ -618,8 +618,18 @@ def _amount_text(amount: Decimal | None, ccy: str | None, where: str) -> tuple[s
 
 
 def _wrap(text: str, width: int = 35) -> list[str]:
+    """Text as SWIFT lines of `width` (X set): no continuation line may start with '-' or ':', so such a
+    line gets a leading space instead (nothing is dropped)."""
     clean = _x_text(" ".join(text.split()))
-    return [clean[i : i + width] for i in range(0, len(clean), width)] or [NOT_PROVIDED]
+    lines: list[str] = []
+    pos = 0
+    while pos < len(clean):
+        chunk = clean[pos : pos + width]
+        if lines and chunk[0] in "-:":
+            chunk = " " + clean[pos : pos + width - 1]
+        lines.append(chunk)
+        pos += len(chunk) - (1 if chunk[0] == " " and clean[pos] != " " else 0)
+    return lines or [NOT_PROVIDED]
 
 
 def _customer_party(p: mx.Party, lost: _Lost, where: str, letter_tag: str) -> tuple[str, str]:
@@ -1132,10 +1142,10 @@ def _mt_entry(e: mx.Entry, index: int, currency: str, lost: _Lost) -> list[tuple
     out = [("61", value)]
     info = e.additional_info or (" ".join(detail.remittance) if detail else "")
     if info:
-        lines = [_x_text(info)[i : i + 65] for i in range(0, min(len(info), 390), 65)]
-        if len(info) > 390:
+        lines = _wrap(info, 65)
+        if len(lines) > 6:
             lost.add(where + "/AddtlNtryInf", "entry information beyond 6 lines of 65 characters is cut")
-        out.append(("86", "\n".join(ln if k == 0 or ln[0] not in "-:" else "." + ln[1:] for k, ln in enumerate(lines))))
+        out.append(("86", "\n".join(lines[:6])))
     return out
 
 

@@ -84,8 +84,11 @@ def _lines(text: str, what: str, max_lines: int = NAME_LINES_MAX, width: int = N
         raise MTBuildError(f"{what} must not be empty", location=what)
     if len(lines) > max_lines:
         raise MTBuildError(f"{what} does not fit in {max_lines} lines of {width} characters", location=what)
-    # A continuation line must not start with '-' or ':' (it would read as a block end or a tag).
-    return [ln if i == 0 or ln[0] not in "-:" else "." + ln[: width - 1] for i, ln in enumerate(lines)]
+    # A continuation line must not start with '-' or ':' (it would read as a block end or a tag); the
+    # text is never altered silently, so the caller rephrases.
+    if any(ln[0] in "-:" for ln in lines[1:]):
+        raise MTBuildError(f"{what}: a wrapped line would start with '-' or ':', which SWIFT forbids", location=what)
+    return lines
 
 
 def _amount(amount: Decimal | str | int, currency: str, what: str, allow_zero: bool = False) -> str:

@@ -649,6 +649,7 @@ def test_parse_is_total_and_round_trips_exactly(pieces):
         assert exc.code.startswith("mt_")
     else:
         assert parsed.to_string() == text
+        assert swift.describe(parsed)["format"] == "mt"  # never raises either
     report = swift.validate(text)  # never raises
     assert all(i.code and i.location for i in report.errors)
 

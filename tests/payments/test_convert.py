@@ -407,3 +407,16 @@ def test_correspondents_and_previous_instructing_agent_follow_cbpr_plus():
     doc = mx.parse(cv.convert(b53, "pacs.008").output)
     assert doc.r.t(doc.body, "GrpHdr/SttlmInf/SttlmAcct/Id/Othr/Id") == "98765"
     assert doc.r.t(doc.body, "GrpHdr/SttlmInf/SttlmMtd") == "INDA"
+
+
+def test_instruction_codes_map_to_payment_type_and_back():
+    text = MT103.replace(":23B:CRED\r\n", ":23B:CRED\r\n:23E:SDVA\r\n:23E:INTC\r\n:23E:HOLD\r\n")
+    assert swift.validate(text).valid
+    result = cv.convert(text, "pacs.008")
+    assert_xsd_valid(result.output, "pacs.008.001.08")
+    tx = mx.parse(result.output).transactions()[0]
+    assert (tx.service_level, tx.category_purpose) == ("SDVA", "INTC")
+    assert "HOLD" in lost_text(result) and "SDVA" not in lost_text(result)
+    back = cv.convert(result.output, "mt103")
+    assert [f.text for f in swift.parse(back.output).all("23E")] == ["SDVA", "INTC"]
+    assert "SvcLvl" not in lost_text(back) and "CtgyPurp" not in lost_text(back)

@@ -49,6 +49,10 @@ MX_TEXT_CHARS: Final = 140
 # 71A <-> ChrgBr (CBPR+: OUR = DEBT, SHA = SHAR, BEN = CRED).
 CHARGES_TO_MX: Final = {"OUR": "DEBT", "SHA": "SHAR", "BEN": "CRED"}
 CHARGES_TO_MT: Final = {v: k for k, v in CHARGES_TO_MX.items()}
+# 23E codes with a pacs.008 payment type element (CBPR+): SDVA is a service level, INTC and CORT
+# are category purposes. The other 23E codes have no element here and are reported.
+SERVICE_LEVEL_23E: Final = frozenset({"SDVA"})
+CATEGORY_PURPOSE_23E: Final = frozenset({"INTC", "CORT"})
 
 
 @dataclass(slots=True)
@@ -296,6 +300,7 @@ def _mt103_to_pacs008(msg: Message) -> ConversionResult:
     if g is not None:
         charges.append((amount_of(g[1]), g[0], receiver))
     _not_carried(msg, lost, _MT103_NOT_CARRIED)
+    service_level, category_purpose = _payment_type_codes(msg, lost)
     bank_op = _text_of(msg, "23B")
     if bank_op != "CRED":
         lost.add("block 4 :23B:", f"bank operation code {bank_op} is not carried (pacs.008 has no equivalent)")
@@ -318,6 +323,8 @@ def _mt103_to_pacs008(msg: Message) -> ConversionResult:
         instructions_for_next_agent=next_agent,
         instructions_for_creditor_agent=for_creditor,
         charges=tuple((a, c, b) for a, c, b in charges),
+        service_level=service_level,
+        category_purpose=category_purpose,
     )
     chain = _settlement_chain(msg, lost)
     out = mx.build_pacs008(
@@ -404,6 +411,20 @@ def _xml_account(parent: etree._Element, q: str, tag: str, account: str) -> None
         etree.SubElement(etree.SubElement(acct_id, q + "Othr"), q + "Id").text = account[:34]
 
 
+def _payment_type_codes(msg: Message, lost: _Lost) -> tuple[str | None, str | None]:
+    """23E codes as (service level, category purpose); any other 23E code is reported as not carried."""
+    service_level = category_purpose = None
+    for f in msg.all("23E"):
+        code = f.text.split("/", 1)[0]
+        if code in SERVICE_LEVEL_23E and service_level is None:
+            service_level = code
+        elif code in CATEGORY_PURPOSE_23E and category_purpose is None:
+            category_purpose = code
+        else:
+            lost.add("block 4 :23E:", f"instruction code {f.text} has no pacs.008 element in this mapping")
+    return service_level, category_purpose
+
+
 def _with_agent(party: mx.PartySpec, agent_bic: str | None) -> mx.PartySpec:
     return mx.PartySpec(
         name=party.name,
@@ -418,7 +439,6 @@ def _with_agent(party: mx.PartySpec, agent_bic: str | None) -> mx.PartySpec:
 
 _MT103_NOT_CARRIED: Final = {
     "13C": "13C time indication has no pacs.008 element in the CBPR+ mapping used here",
-    "23E": "23E instruction code is not carried (InstrForCdtrAgt/InstrForNxtAgt codes are not mapped)",
     "26T": "26T transaction type code is not carried",
     "51": "51A sending institution is not carried",
     "77B": "77B regulatory reporting is not carried",
@@ -737,6 +757,7 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
         ("23B", "CRED"),
+        *(("23E", code) for code in _instruction_codes(tx)),
         ("32A", f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}"),
     ]
     charges = _charges(msg, tx_el, sender, receiver)
@@ -830,13 +851,23 @@ def _mt103_remittance(tx: mx.Transaction, lost: _Lost) -> str | None:
     return "\n".join(lines[:4]) or None
 
 
+def _instruction_codes(tx: mx.Transaction) -> list[str]:
+    """Service level SDVA and category purposes INTC/CORT back as 23E codes (in the MT's code order)."""
+    codes = [tx.service_level, tx.category_purpose]
+    return [c for c in codes if c is not None and (c in SERVICE_LEVEL_23E or c in CATEGORY_PURPOSE_23E)]
+
+
 def _mx_not_carried(tx: mx.Transaction, lost: _Lost) -> None:
     checks = [
         (tx.ultimate_debtor.name, "UltmtDbtr", "ultimate debtor"),
         (tx.ultimate_creditor.name, "UltmtCdtr", "ultimate creditor"),
         (tx.purpose, "Purp", "purpose code"),
-        (tx.service_level, "PmtTpInf/SvcLvl", "service level"),
-        (tx.category_purpose, "PmtTpInf/CtgyPurp", "category purpose"),
+        (None if tx.service_level in SERVICE_LEVEL_23E else tx.service_level, "PmtTpInf/SvcLvl", "service level"),
+        (
+            None if tx.category_purpose in CATEGORY_PURPOSE_23E else tx.category_purpose,
+            "PmtTpInf/CtgyPurp",
+            "category purpose",
+        ),
         (tx.local_instrument, "PmtTpInf/LclInstrm", "local instrument"),
         (tx.debtor.lei, "Dbtr/Id/OrgId/LEI", "debtor LEI"),
         (tx.creditor.lei, "Cdtr/Id/OrgId/LEI", "creditor LEI"),

@@ -181,3 +181,26 @@ def test_two_phase_and_reversal_through_the_cli(ledger_url, two_accounts):
                           code=1, contains="amount_precision")  # fmt: skip
     assert_one_line_error(run_cli("transfer", "--from", a, "--to", b, "--amount", "1", "--currency", "USD",
                                   "--timeout-seconds", "5", url=ledger_url), contains="--pending")  # fmt: skip
+
+
+def test_account_status_and_limits_through_the_cli(ledger_url, two_accounts):
+    a, b = two_accounts
+    assert ok_json("account", "freeze", b, url=ledger_url)["status"] == "frozen"
+    r = run_cli("transfer", "--from", a, "--to", b, "--amount", "1.00", "--currency", "USD", url=ledger_url)
+    assert_one_line_error(r, code=1, contains="account_frozen")
+    assert ok_json("account", "unfreeze", b, url=ledger_url)["status"] == "active"
+
+    assert ok_json("account", "set-limit", a, "--overdraft", "50.00", url=ledger_url)["overdraft_limit"] == "50.00"
+    ok_json("transfer", "--from", a, "--to", b, "--amount", "150.00", "--currency", "USD", url=ledger_url)
+    assert ok_json("account", "show", a, url=ledger_url)["balances"]["posted"] == "-50.00"
+    r = run_cli("transfer", "--from", a, "--to", b, "--amount", "0.01", "--currency", "USD", url=ledger_url)
+    assert_one_line_error(r, code=1, contains="insufficient_funds")
+    assert_one_line_error(run_cli("account", "set-limit", a, "--overdraft", "1.001", url=ledger_url), code=1,
+                          contains="amount_precision")  # fmt: skip
+
+    assert_one_line_error(run_cli("account", "close", b, url=ledger_url), code=1)  # it holds 150.00
+    empty = ok_json("account", "create", "--owner", "cli_c", "--currency", "USD", url=ledger_url)
+    assert ok_json("account", "close", str(empty["id"]), url=ledger_url)["status"] == "closed"
+    r = run_cli("transfer", "--from", a, "--to", str(empty["id"]), "--amount", "0.01", "--currency", "USD",
+                url=ledger_url)  # fmt: skip
+    assert_one_line_error(r, code=1, contains="account_closed")

@@ -209,6 +209,51 @@ def account_list_cmd(
         typer.echo(f"more: --after {cursor}")
 
 
+def _account_admin(config: str | None, as_json: bool, account_id: str, action: Any) -> None:
+    _text(account_id, "ACCOUNT_ID")
+
+    async def body(kernel: Any) -> Any:
+        return await action(kernel)
+
+    view = account_view(run_kernel(config, body))
+    if as_json:
+        print_json(view)
+    else:
+        print_fields(f"Account {view.get('id')}", _flat(view))
+
+
+@account_app.command("freeze")
+def account_freeze_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Freeze an account: every posting to or from it is rejected (account_frozen)."""
+    _account_admin(config, as_json, account_id, lambda k: k.freeze_account(account_id))
+
+
+@account_app.command("unfreeze")
+def account_unfreeze_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Make a frozen account active again."""
+    _account_admin(config, as_json, account_id, lambda k: k.unfreeze_account(account_id))
+
+
+@account_app.command("close")
+def account_close_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Close an account with a zero balance and no open reservation."""
+    _account_admin(config, as_json, account_id, lambda k: k.close_account(account_id))
+
+
+@account_app.command("set-limit")
+def account_set_limit_cmd(
+    account_id: str,
+    overdraft: Annotated[str, typer.Option("--overdraft", help="How far below zero it may go, e.g. 500.00.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the overdraft limit of a CHECKING or SAVINGS account."""
+    from qenex.kernel.money import parse_decimal
+
+    value = parse_decimal(overdraft)  # precision is checked against the account's currency by the kernel
+    _account_admin(config, as_json, account_id, lambda k: k.set_overdraft_limit(account_id, value))
+
+
 def _page(page: list[Any], limit: int) -> tuple[list[Any], str | None]:
     """(items, next cursor): the SDK pages by id, so a full page's last id is the next cursor."""
     items = list(page)

@@ -325,6 +325,8 @@ def _read_text_block(text: str, body_start: int) -> tuple[Block, int]:
 
 # A field starts after a line break with ":tag:". The pattern begins with a literal, so the scan
 # jumps from line break to line break in C.
+# A field starts after a line break with ":tag:". The pattern begins with a literal, so the scan
+# jumps from line break to line break in C.
 _FIELD_TAGS = re.compile(r"\n:([0-9]{2}[A-Z]?|NS):")
 
 
@@ -341,13 +343,13 @@ def _split_fields(body: str, text: str, offset: int) -> list[Field]:
         raise PaymentFormatError("too many fields in block 4", code="mt_too_large")
     fields: list[Field] = []
     append = fields.append
-    ends = [m.start() for m in marks[1:]]  # each value keeps its line break (body index of the "\n" + 1)
-    ends.append(len(body))
-    for m, end in zip(marks, ends, strict=True):
-        value = body[m.end() - 1 : end]
-        if value.endswith("\r\n"):
+    last = len(marks) - 1
+    for i, m in enumerate(marks):
+        # Each value keeps its line break: it ends where the next mark's "\n" is (body index + 1).
+        value = body[m.end() - 1 : marks[i + 1].start() if i < last else len(body)]
+        if value[-2:] == "\r\n":
             append(Field(m.group(1), value[:-2], "\r\n"))
-        elif value.endswith("\n"):
+        elif value[-1:] == "\n":
             append(Field(m.group(1), value[:-1], "\n"))
         else:
             append(Field(m.group(1), value, ""))

@@ -108,7 +108,7 @@ def _validate_one(
             report.add("mt_block4_start", "block 4 must start with a line break after '{4:'", f"{where}block 4")
         elif b4.lead == "\n":
             report.add("mt_line_ends", "block 4 uses LF line ends; FIN transmits CrLf", f"{where}block 4", "warning")
-        _check_fields(msg.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic, _block4_line(msg, before))
+        _check_fields(b4.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic, _block4_line(msg, before))
         _check_validation_flag(msg, report, where, mt)
     elif b4 is None and service in ("01", ""):
         report.add("mt_block_missing", "block 4 (text) is missing", f"{where}message")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from qenex.api.deps import account_dict, audited, context, visible_account
+from qenex.api.deps import account_dict, audited, context, require, visible_account
 from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES, ApiError
 from qenex.api.schemas import (
@@ -22,7 +22,6 @@ from qenex.api.schemas import (
     StatementOut,
 )
 from qenex.security import rbac
-from qenex.security.fastapi_deps import require_scopes
 
 CURSOR_CHARS_MAX: Final = 20
 STATEMENT_DAYS_MAX: Final = 3_660
@@ -42,7 +41,7 @@ def accounts_router() -> APIRouter:
 
     @router.post("", status_code=201, response_model=AccountOut, responses=WRITE_RESPONSES)
     async def create_account(request: Request, body: AccountIn, idempotency_key: IdempotencyHeader = None,
-                             principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_WRITE))) -> Response:
+                             principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_WRITE))) -> Response:
         """Open an account (the seed's body); a positive ``initial_balance`` is posted as a deposit.
         Honours ``Idempotency-Key``."""
         ctx = context(request)
@@ -70,7 +69,7 @@ def accounts_router() -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=CURSOR_CHARS_MAX, pattern=r"^[0-9]{1,19}$",
                                             description="next_cursor of the previous page")] = None,
         limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
-        principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_READ)),
+        principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ)),
     ) -> Response:
         """Customer accounts in id order. A customer only ever lists its own."""
         forced = rbac.owner_filter(principal)
@@ -88,13 +87,13 @@ def accounts_router() -> APIRouter:
 
     @router.get("/{account_id}", response_model=AccountOut, responses=READ_RESPONSES)
     async def get_account(request: Request, account_id: AccountId,
-                          principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_READ))) -> Response:
+                          principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
         account = await visible_account(context(request), principal, account_id)
         return JSONResponse(account_dict(account))
 
     @router.get("/{account_id}/balance", response_model=BalanceOut, responses=READ_RESPONSES)
     async def get_balance(request: Request, account_id: AccountId,
-                          principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_READ))) -> Response:
+                          principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
         account = await visible_account(context(request), principal, account_id)
         b = account.balances
         return JSONResponse({"account_id": account.id, "currency": account.currency, "posted": str(b.posted),
@@ -109,7 +108,7 @@ def accounts_router() -> APIRouter:
         from_: Annotated[datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601")] = None,
         to: Annotated[datetime | None, Query(description="End (exclusive), ISO 8601; default now")] = None,
         format: Annotated[Literal["json", "csv"], Query()] = "json",
-        principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_READ)),
+        principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ)),
     ) -> Response:
         """Opening balance, posted entries in [from, to) and closing balance."""
         ctx = context(request)

@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from qenex.api.deps import context
+from qenex.api.deps import context, require
 from qenex.api.problems import READ_RESPONSES
 from qenex.api.schemas import AuditPage
 from qenex.security import rbac
 from qenex.security.audit import QUERY_LIMIT_MAX, query_events_async
-from qenex.security.fastapi_deps import require_scopes
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -34,7 +33,7 @@ def audit_router() -> APIRouter:
         until: Annotated[datetime | None, Query(description="Until (exclusive), ISO 8601")] = None,
         cursor: Annotated[str | None, Query(max_length=19, pattern=r"^[0-9]{1,18}$")] = None,
         limit: Annotated[int, Query(ge=1, le=QUERY_LIMIT_MAX)] = 100,
-        principal: rbac.Principal = Depends(require_scopes(rbac.AUDIT_READ)),
+        principal: rbac.Principal = Depends(require(rbac.AUDIT_READ)),
     ) -> Response:
         """Audit records in id order (who, what, when, source IP, outcome), with hash-chain fields."""
         async with context(request).pool.connection() as conn:

@@ -4,12 +4,15 @@ record written for every authenticated mutation."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -23,7 +26,7 @@ from qenex.kernel.errors import ACCOUNT_NOT_FOUND, TRANSACTION_NOT_FOUND
 from qenex.sdk.kernel import FinancialKernel
 from qenex.sdk.views import Account, Transaction
 from qenex.security import rbac
-from qenex.security.fastapi_deps import client_ip
+from qenex.security.fastapi_deps import bearer_scheme, client_ip, security_service
 from qenex.security.service import SecurityService
 
 T = TypeVar("T")
@@ -110,3 +113,74 @@ def transaction_dict(t: Transaction, *, replayed: bool = False) -> dict[str, Any
     out["fx_rate"] = None if t.fx_rate is None else str(t.fx_rate)
     out["replayed"] = replayed
     return out
+
+
+# --- authentication on the event loop ---------------------------------------------------------
+
+# How long this process reuses a verified credential without asking the security service again.
+# Rate limits still apply to every request; a revocation or expiry takes effect within this delay
+# (on top of the key cache's own cross-process delay).
+PRINCIPAL_CACHE_S: Final = 1.0
+PRINCIPAL_CACHE_ENTRIES_MAX: Final = 10_000
+
+
+class PrincipalCache:
+    """sha256(Authorization header) -> (principal, valid until): the header itself is never kept."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[rbac.Principal, float]] = {}
+
+    def get(self, digest: bytes) -> rbac.Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, digest: bytes, principal: rbac.Principal) -> None:
+        if len(self._entries) >= PRINCIPAL_CACHE_ENTRIES_MAX:
+            self._entries.clear()
+        self._entries[digest] = (principal, time.monotonic() + PRINCIPAL_CACHE_S)
+
+
+_PRINCIPALS = PrincipalCache()
+
+
+async def authenticate(request: Request, header: str | None) -> rbac.Principal:
+    """The request's principal. A credential verified in the last PRINCIPAL_CACHE_S is reused
+    without a thread hop; otherwise the (blocking) security service runs in the thread pool."""
+    service = security_service(request)
+    ip = client_ip(request)
+    digest = hashlib.sha256(header.encode("utf-8", "replace")).digest() if header else b""
+    principal = _PRINCIPALS.get(digest) if header else None
+    if principal is None:
+        principal = await run_in_threadpool(service.authenticate, header, source_ip=ip)
+        if principal.kind != "operator":  # sessions end at logout: always checked against the database
+            _PRINCIPALS.put(digest, principal)
+        return principal
+    ip_key = f"ip:{ip or 'unknown'}"
+    service.limits.screen(ip_key)
+    if service.limits.ip.shared:  # a Redis round trip: keep it off the event loop
+        await run_in_threadpool(service.limits.admit, ip_key, principal.actor)
+    else:
+        service.limits.admit(ip_key, principal.actor)
+    return principal
+
+
+def require(*scopes: str) -> Callable[..., Awaitable[rbac.Principal]]:
+    """Like `qenex.security.fastapi_deps.require_scopes` (same OpenAPI security, same 401/403/429
+    and audit of denials), as an async dependency that avoids a thread hop per request."""
+
+    async def dependency(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme)) -> rbac.Principal:
+        header = (f"{credentials.scheme} {credentials.credentials}" if credentials
+                  else request.headers.get("authorization"))
+        principal = await authenticate(request, header)
+        request.state.principal = principal
+        for scope in scopes:
+            if not principal.has_scope(scope):
+                await run_in_threadpool(security_service(request).authorize, principal, scope,
+                                        source_ip=client_ip(request), resource=f"{request.method} {request.url.path}")
+        return principal
+
+    dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
+    return dependency

@@ -137,6 +137,20 @@ class TransactionOut(BaseModel):
     replayed: bool = False
 
 
+class TransactionAccepted(BaseModel):
+    """What ``POST /transactions`` answers: the transaction as accepted (``GET`` shows it in full)."""
+
+    id: int
+    type: str
+    status: str
+    amount: str
+    currency: str
+    from_account: int
+    to_account: int
+    metadata: dict[str, Any]
+    replayed: bool
+
+
 class ItemErrorOut(BaseModel):
     code: str
     message: str

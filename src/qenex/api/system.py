@@ -10,12 +10,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from qenex import __version__
-from qenex.api.deps import context
+from qenex.api.deps import context, require
 from qenex.api.problems import READ_RESPONSES
 from qenex.api.schemas import HealthOut, ReadyOut, StatusOut
 from qenex.observability.metrics import render_metrics
 from qenex.security import rbac
-from qenex.security.fastapi_deps import require_scopes
 from qenex.store.migrate import available
 
 READY_TIMEOUT_S: Final = 2.0
@@ -62,7 +61,7 @@ def status_router() -> APIRouter:
 
     @router.get("/status", response_model=StatusOut, responses=READ_RESPONSES)
     async def status(request: Request,
-                     principal: rbac.Principal = Depends(require_scopes(rbac.ACCOUNTS_READ))) -> Response:
+                     principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
         """Version, uptime, database state and counts."""
         ctx = context(request)
         reachable, version, pending = await _database_state(request)

@@ -12,21 +12,42 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from qenex.api.deps import ApiContext, audited, context, customer_owns, not_found, transaction_dict, visible_transaction
+from qenex.api.deps import (
+    ApiContext,
+    audited,
+    context,
+    customer_owns,
+    not_found,
+    require,
+    transaction_dict,
+    visible_transaction,
+)
 from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES
-from qenex.api.schemas import ID_MAX, BatchIn, BatchOut, PostPendingIn, ResolveIn, TransactionIn, TransactionOut
+from qenex.api.schemas import (
+    ID_MAX,
+    BatchIn,
+    BatchOut,
+    PostPendingIn,
+    ResolveIn,
+    TransactionAccepted,
+    TransactionIn,
+    TransactionOut,
+)
 from qenex.kernel.errors import INVALID_REQUEST, LedgerError
+from qenex.kernel.money import format_minor, to_minor
 from qenex.observability.metrics import observe_results
 from qenex.security import rbac
 from qenex.security.errors import FORBIDDEN, SecurityError
-from qenex.security.fastapi_deps import require_scopes
 
 # What a customer may initiate: moving its own money. Deposits, fees, adjustments, reversals
 # and the like are staff operations.
 CUSTOMER_TYPES: Final = frozenset({"TRANSFER", "PAYMENT"})
 # Staff types that move money between the bank's own books need the manage scope.
 MANAGE_TYPES: Final = frozenset({"REVERSAL", "ADJUSTMENT"})
+
+# Single-leg types whose accepted form follows from the request alone.
+SIMPLE_TYPES: Final = frozenset({"TRANSFER", "PAYMENT", "DEPOSIT", "WITHDRAWAL", "FEE", "INTEREST", "ADJUSTMENT"})
 
 TransactionId = Annotated[int, Path(gt=0, le=ID_MAX, description="Transaction id")]
 
@@ -55,6 +76,23 @@ async def _authorize_items(ctx: ApiContext, principal: rbac.Principal, items: Se
             raise not_found("account", source)
     if any(tx.from_account is None for tx in items):
         raise LedgerError(INVALID_REQUEST, "from_account is required")
+
+
+async def _accepted(ctx: ApiContext, body: TransactionIn, tx_id: int, replayed: bool) -> dict[str, Any]:
+    """The accepted transaction, from the request when it says everything (no database read);
+    otherwise (system-account defaults, exchanges, reversals) read back from the ledger."""
+    if (body.type in SIMPLE_TYPES and body.from_account is not None and body.to_account is not None
+            and body.amount is not None and body.currency is not None):
+        currency = body.currency.upper()
+        return {"id": tx_id, "type": body.type, "status": "pending" if body.pending else "posted",
+                "amount": format_minor(to_minor(body.amount, currency), currency), "currency": currency,
+                "from_account": body.from_account, "to_account": body.to_account, "metadata": body.metadata or {},
+                "replayed": replayed}
+    tx = await ctx.kernel.get_transaction(tx_id)
+    if tx is None:
+        raise not_found("transaction", tx_id)
+    full = transaction_dict(tx, replayed=replayed)
+    return {name: full[name] for name in TransactionAccepted.model_fields}
 
 
 def _own_key(principal: rbac.Principal, key: str | None) -> str | None:
@@ -95,9 +133,9 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
 def transactions_router() -> APIRouter:
     router = APIRouter(prefix="/transactions", tags=["transactions"])
 
-    @router.post("", status_code=201, response_model=TransactionOut, responses=WRITE_RESPONSES)
+    @router.post("", status_code=201, response_model=TransactionAccepted, responses=WRITE_RESPONSES)
     async def create_transaction(request: Request, body: TransactionIn, idempotency_key: IdempotencyHeader = None,
-                                 principal: rbac.Principal = Depends(require_scopes(rbac.TRANSACTIONS_WRITE))
+                                 principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_WRITE))
                                  ) -> Response:
         """Process one transaction (the seed's body, plus ``metadata`` and ``pending``).
         Honours ``Idempotency-Key``."""
@@ -117,17 +155,15 @@ def transactions_router() -> APIRouter:
 
             result = await audited(request, principal, "transaction.create", f"account:{body.from_account}", work,
                                    {"type": body.type, "amount": body.amount, "currency": body.currency})
-            tx = await ctx.kernel.get_transaction(result.transaction_id)
-            if tx is None:
-                raise not_found("transaction", result.transaction_id)
-            return JSONResponse(transaction_dict(tx, replayed=result.replayed), status_code=201,
-                                headers={"Location": f"/api/v1/transactions/{tx.id}"})
+            accepted = await _accepted(ctx, body, int(result.transaction_id), result.replayed)
+            return JSONResponse(accepted, status_code=201,
+                                headers={"Location": f"/api/v1/transactions/{result.transaction_id}"})
 
         return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json(), run)
 
     @router.post("/batch", response_model=BatchOut, responses=WRITE_RESPONSES)
     async def create_batch(request: Request, body: BatchIn, idempotency_key: IdempotencyHeader = None,
-                           principal: rbac.Principal = Depends(require_scopes(rbac.TRANSACTIONS_WRITE))) -> Response:
+                           principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_WRITE))) -> Response:
         """Up to 8,000 transactions in one call; one result per item, in order. Items are
         independent unless ``linked`` (a linked chain succeeds or fails as one)."""
         ctx = context(request)
@@ -155,12 +191,12 @@ def transactions_router() -> APIRouter:
 
     @router.get("/{transaction_id}", response_model=TransactionOut, responses=READ_RESPONSES)
     async def get_transaction(request: Request, transaction_id: TransactionId,
-                              principal: rbac.Principal = Depends(require_scopes(rbac.TRANSACTIONS_READ))
+                              principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_READ))
                               ) -> Response:
         tx = await visible_transaction(context(request), principal, transaction_id)
         return JSONResponse(transaction_dict(tx))
 
-    manage = require_scopes(rbac.TRANSACTIONS_MANAGE)
+    manage = require(rbac.TRANSACTIONS_MANAGE)
 
     @router.post("/{transaction_id}/post", status_code=201, response_model=TransactionOut,
                  responses=WRITE_RESPONSES)

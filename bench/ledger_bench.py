@@ -6,6 +6,7 @@ has them (printed: the figures only count when both are on). Scenarios, each bou
 
 - single       one transfer per call, 1 client
 - clients4     one transfer per call, 4 concurrent clients (asyncio tasks on one kernel)
+- procs4       one transfer per call, 4 client processes, each with its own kernel (API workers)
 - hot4         4 concurrent clients, every transfer debits the same hot account
 - batch100     process_transactions with 100 transfers per call
 - batch8000    process_transactions with 8,000 transfers per call
@@ -44,6 +45,9 @@ ACCOUNTS_COUNT = 200
 OPENING_BALANCE = Decimal("100000000.00")
 AMOUNT = Decimal("0.01")
 CLIENTS_COUNT = 4
+# Child processes of procs4 start together this long after being spawned (kernel start-up).
+PROCS_START_DELAY_S = 3.0
+PROCS_TIMEOUT_S = 120.0
 SECONDS_DEFAULT = 3.0
 SCENARIO_CALLS_MIN = 3  # even the 8,000-batch runs a few calls, so p50 means something
 WARMUP_CALLS = 20
@@ -155,7 +159,7 @@ async def timed_loop(name: str, seconds: float, clients: int, per_call: int, pre
     )
 
 
-async def run_scenarios(kernel: Any, seconds: float) -> list[Result]:
+async def run_scenarios(kernel: Any, url: str, seconds: float) -> list[Result]:
     from qenex import TransactionType
 
     accounts = []
@@ -209,6 +213,7 @@ async def run_scenarios(kernel: Any, seconds: float) -> list[Result]:
         await timed_loop("single", seconds, 1, 1, prepare_one, one),
         await timed_loop("clients4", seconds, CLIENTS_COUNT, 1, prepare_one, one),
         await timed_loop("hot4", seconds, CLIENTS_COUNT, 1, prepare_hot, one),
+        await procs_scenario(url, accounts, seconds),
         await timed_loop("batch100", seconds, 1, 100, prepare_batch(100), batch),
         await timed_loop("batch8000", seconds, 1, 8000, prepare_batch(8000), batch),
     ]
@@ -239,13 +244,64 @@ def with_dbname(url: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)
 
 
+async def procs_scenario(url: str, accounts: list[Any], seconds: float) -> Result:
+    """CLIENTS_COUNT processes, each its own kernel doing one transfer per call for ``seconds``."""
+    start_at = time.time() + PROCS_START_DELAY_S
+    root = str(Path(__file__).resolve().parent.parent)
+    spec = {"url": url, "accounts": accounts, "seconds": seconds, "start_at": start_at}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.ledger_bench", "--child", json.dumps({**spec, "seed": i}),
+            cwd=root, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(CLIENTS_COUNT)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), PROCS_TIMEOUT_S)
+    latencies: list[float] = []
+    elapsed = 0.0
+    for proc, (out, _) in zip(procs, outputs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"procs4 child failed with exit code {proc.returncode}")
+        child = json.loads(out.decode().strip().splitlines()[-1])
+        latencies.extend(child["latencies_ms"])
+        elapsed = max(elapsed, child["seconds"])
+    latencies.sort()
+    return Result("procs4", len(latencies), len(latencies), round(elapsed, 3), round(len(latencies) / elapsed, 1),
+                  round(percentile(latencies, 0.50), 3), round(percentile(latencies, 0.99), 3))  # fmt: skip
+
+
+async def child_main(spec: dict[str, Any]) -> None:
+    """One procs4 client: its own kernel, one transfer per call until the shared deadline."""
+    from qenex import FinancialKernel, TransactionType
+
+    kernel = FinancialKernel({"database": {"url": spec["url"]}})
+    await kernel.initialize()
+    rng = random.Random(spec["seed"])
+    prefix = secrets.token_hex(4)
+    latencies: list[float] = []
+    try:
+        await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))
+        start = time.perf_counter()
+        deadline = start + spec["seconds"]
+        while time.perf_counter() < deadline or len(latencies) < SCENARIO_CALLS_MIN:
+            a, b = rng.sample(spec["accounts"], 2)
+            t0 = time.perf_counter()
+            await kernel.process_transaction(TransactionType.TRANSFER, from_account=a, to_account=b, amount=AMOUNT,
+                                             currency="USD", idempotency_key=f"p{prefix}-{len(latencies)}")  # fmt: skip
+            latencies.append(round((time.perf_counter() - t0) * 1000, 4))
+        elapsed = time.perf_counter() - start
+    finally:
+        await kernel.shutdown()
+    print(json.dumps({"seconds": elapsed, "latencies_ms": latencies}))
+
+
 async def bench(url: str, seconds: float) -> list[Result]:
     from qenex import FinancialKernel
 
     kernel = FinancialKernel({"database": {"url": url}})
     await kernel.initialize()
     try:
-        return await run_scenarios(kernel, seconds)
+        return await run_scenarios(kernel, url, seconds)
     finally:
         await kernel.shutdown()
 
@@ -281,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="config.json selecting the server")
     parser.add_argument("--admin-url", default=os.environ.get("QENEX_BENCH_ADMIN_URL"))
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one procs4 client process
     args = parser.parse_args(argv)
+    if args.child:
+        asyncio.run(child_main(json.loads(args.child)))
+        return 0
 
     admin = admin_url(args.config, args.admin_url)
     name = f"qenex_bench_{os.getpid()}_{secrets.token_hex(3)}"

@@ -8,7 +8,7 @@ import pytest
 
 from .conftest import run_cli
 
-SCENARIOS = ["single", "clients4", "hot4", "batch100", "batch8000"]
+SCENARIOS = ["single", "clients4", "hot4", "procs4", "batch100", "batch8000"]
 
 
 @pytest.mark.slow

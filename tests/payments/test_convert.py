@@ -420,3 +420,53 @@ def test_instruction_codes_map_to_payment_type_and_back():
     back = cv.convert(result.output, "mt103")
     assert [f.text for f in swift.parse(back.output).all("23E")] == ["SDVA", "INTC"]
     assert "SvcLvl" not in lost_text(back) and "CtgyPurp" not in lost_text(back)
+
+
+def _with_terminals(mt: str, sender_lt: str, receiver_lt: str) -> str:
+    """The message with its block 1/2 addresses given non-default logical terminal codes."""
+    b1, b2 = mt.index("{1:F01") + 6, mt.index("{2:I") + 7
+    return mt[:b1] + sender_lt + mt[b1 + 12 : b2] + receiver_lt + mt[b2 + 12 :]
+
+
+def _lt_lost(result: cv.ConversionResult) -> dict[str, str]:
+    return {i.location: i.message for i in result.lost if "logical terminal" in i.message}
+
+
+@pytest.mark.parametrize(
+    ("source", "to", "back_to", "mx_type"),
+    [
+        ("mt202", "pacs.009", "mt202", "pacs.009.001.08"),
+        ("mt103", "pacs.008", "mt103", "pacs.008.001.08"),
+        ("mt940", "camt.053", "mt940", "camt.053.001.08"),
+    ],
+)
+def test_logical_terminal_code_is_reported_as_lost_and_written_back_as_default(source, to, back_to, mx_type):
+    """CBPR+ carries agents by BIC only (BAH Fr/To and BICFI admit BIC8/BIC11): a logical terminal
+    code other than X cannot cross, so it is a located `lost` warning, and the MT written back uses X."""
+    mt = {"mt202": lambda: _mt202(sender_bic="CHASUS33"), "mt103": lambda: MT103, "mt940": _mt940}[source]()
+    sender = "CHASUS33AXXX" if source == "mt202" else mt[6:18].replace("XXXX", "AXXX", 1)
+    receiver = mt[mt.index("{2:I") + 7 :][:12].replace("XXXX", "BXXX", 1)
+    original = _with_terminals(mt, sender, receiver)
+    assert swift.validate(original).valid
+    result = cv.convert(original, to)
+    assert_xsd_valid(result.output, mx_type)
+    lost = _lt_lost(result)
+    assert f"'A' of {sender}" in lost["block 1"] and f"{sender[:8]}X{sender[9:]}" in lost["block 1"]
+    if source == "mt940":  # camt.053 drops the receiver altogether, reported on its own
+        assert "block 2" not in lost and "receiver" in lost_text(result)
+    else:
+        assert f"'B' of {receiver}" in lost["block 2"]
+    back = cv.convert(result.output, back_to)
+    assert swift.validate(back.output).valid
+    if source != "mt940":  # camt.053 names no receiver: its MT940 is written without blocks 1 and 2
+        assert back.output.startswith(f"{{1:F01{sender[:8]}X{sender[9:]}")
+        assert swift.parse(back.output).receiver_bic == receiver[:8] + receiver[9:]
+        assert not _lt_lost(cv.convert(back.output, to))  # the default code X crosses faithfully
+
+
+def test_default_terminal_codes_and_priority_report_nothing_but_urgent_priority_is_lost():
+    assert not _lt_lost(cv.convert(_mt202(), "pacs.009"))
+    urgent = _mt202().replace("XXXXN}", "XXXXU3003}", 1)
+    assert swift.validate(urgent).valid
+    result = cv.convert(urgent, "pacs.009")
+    assert any(i.location == "block 2" and "priority 'U'" in i.message for i in result.lost)

@@ -127,6 +127,7 @@ def _from_mt(msg: Message, to: str) -> ConversionResult:
     if fn is None:
         raise PaymentFormatError(f"no conversion from MT{mt} to {to}", code=CONVERT_CODE)
     result = fn(msg)
+    result.lost[:0] = _header_not_carried(msg, receiver=to != "camt.053")
     if msg.uetr is None and to != "camt.053":
         result.lost.append(
             ValidationIssue(
@@ -159,6 +160,40 @@ def _from_mx(msg: mx.Iso20022Message, to: str) -> ConversionResult:
 
 
 # ==== MT -> MX ===================================================================================
+# CBPR+ identifies the agents by BIC only (BAH Fr/To and every BICFI take BIC8 or BIC11, no other
+# element is allowed there), so the FIN addressing details of blocks 1 and 2 have no MX element: the
+# logical terminal code (9th character of the 12-character address) and the input priority. The MT
+# written back from the MX uses the FIN defaults below; anything else in the source is reported.
+DEFAULT_LT_CODE: Final = "X"
+DEFAULT_PRIORITY: Final = "N"
+_LT_CHARS: Final = 12
+
+
+def _header_not_carried(msg: Message, receiver: bool = True) -> list[ValidationIssue]:
+    lost = _Lost()
+    b1, b2 = msg.block("1"), msg.block("2")
+    raw1 = b1.raw if b1 is not None else ""
+    raw2 = b2.raw if b2 is not None else ""
+    if raw2.startswith("O"):  # output: the sender's address is in the MIR of block 2, the receiver's in block 1
+        sender, receiver_lt = ("block 2", raw2[14:26]), ("block 1", raw1[3:15])
+        priority = raw2[46:47]
+    else:
+        sender, receiver_lt = ("block 1", raw1[3:15]), ("block 2", raw2[4:16])
+        priority = raw2[16:17] if raw2.startswith("I") else ""
+    parties = [("sender", *sender), *([("receiver", *receiver_lt)] if receiver else [])]
+    for role, where, lt in parties:
+        if len(lt) == _LT_CHARS and lt[8] != DEFAULT_LT_CODE:
+            lost.add(
+                where,
+                f"the {role}'s logical terminal code {lt[8]!r} of {lt} is not carried: the MX names the "
+                f"agent by BIC ({lt[:8]}{lt[9:]}) only; converted back it is addressed as "
+                f"{lt[:8]}{DEFAULT_LT_CODE}{lt[9:]}",
+            )
+    if priority and priority != DEFAULT_PRIORITY:
+        lost.add("block 2", f"message priority {priority!r} is not carried (an MT written back is sent as N)")
+    return lost.items
+
+
 def _text_of(msg: Message, tag: str) -> str | None:
     f = msg.field(tag)
     return f.text if f is not None else None

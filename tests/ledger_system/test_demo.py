@@ -40,3 +40,40 @@ def test_demo_twice_does_not_duplicate(fresh_db_url):
     assert currencies == {"USD", "EUR", "GBP"}
     assert {"TRANSFER", "EXCHANGE"} <= kinds
     assert open_holds == 1 and reversals == 1 and rates >= 1
+
+
+def test_demo_hands_over_to_the_api_server(fresh_db_url):
+    """`make run` ends with a running API server: the demo execs `qenex serve` in its place."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from .conftest import child_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = child_env()
+    env.update(QENEX_DATABASE_URL=fresh_db_url, QENEX_API_PORT=str(port), QENEX_API_HOST="127.0.0.1")
+    env.pop("QENEX_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "qenex", "demo"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        body = b""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    body = r.read()
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert b"ok" in body, "the API server did not answer /health"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)  # the same process: exec kept the pid
+        out, _ = proc.communicate(timeout=30)
+    assert "What to try next" in out and "The API server starts now" in out

@@ -613,3 +613,62 @@ def test_garbage_reports_are_bounded() -> None:
     report = ach.validate(("5" + " " * 93 + "\n") * 3000)
     assert len(report.issues) == ERRORS_PER_REPORT_MAX
     assert report.issues[-1].code == "ach_too_many_errors"
+
+
+# -- IAT returns and notifications of change ---------------------------------------------
+IAT_MANDATORY = ["10", "11", "12", "13", "14", "15", "16"]
+
+
+def _iat_reply(types: list[str], *, noc: bool, indicator: str = "1") -> str:
+    """An IAT return or NOC written from the NACHA layouts: a NOC is an IAT batch header with SEC COR
+    and IAT indicator IATCOR, a zero-amount entry with transaction code 21 and addenda 98 (Appendix
+    Five); a return stays SEC IAT with addenda 99 (Appendix Four). Both keep addenda 10-16, and the
+    entry's number of addenda counts every addenda record, the 98/99 included."""
+    text = _iat_file([t for t in types if t not in ("98", "99")])
+    header, bh, entry, *rest = text.splitlines()
+    if noc:
+        bh = bh[:4] + "IATCOR".ljust(16) + bh[20:50] + "COR" + bh[53:]
+    amount = "0000000000" if noc else "0000100000"
+    entry = entry[:1] + "21" + entry[3:12] + f"{len(types):04d}" + entry[16:29] + amount + entry[39:78]
+    entry += indicator + text.splitlines()[2][79:]
+    trace = entry[79:94]
+    original = "091000010000123"
+    reply = {
+        "98": "798C03" + original + " " * 6 + RDFI[:8] + (RDFI + " 12345").ljust(29) + " " * 15 + trace,
+        "99": "799R03" + original + " " * 6 + RDFI[:8] + "NO ACCOUNT".ljust(44) + trace,
+    }
+    forward = iter(line for line in rest if line.startswith("7"))
+    addenda = [reply[t] if t in reply else next(forward) for t in types]
+    parsed = ach.parse("\n".join([header, bh, entry, *addenda]), allow_partial_file=True)
+    return assemble(header, [(bh, parsed.batches[0].entries)]).to_string()
+
+
+@pytest.mark.parametrize("extra", [[], ["17"], ["17", "18"]])
+@pytest.mark.parametrize("kind", ["98", "99"])
+def test_iat_noc_and_return_keep_the_mandatory_addenda(kind: str, extra: list[str]) -> None:
+    report = ach.validate(_iat_reply(IAT_MANDATORY + extra + [kind], noc=kind == "98"))
+    assert report.valid, report.errors
+    assert report.message_type == ("NACHA COR" if kind == "98" else "NACHA IAT")
+    assert not report.issues, report.issues
+
+
+@pytest.mark.parametrize("kind", ["98", "99"])
+def test_iat_noc_or_return_without_addenda_10_to_16_is_refused(kind: str) -> None:
+    report = ach.validate(_iat_reply([kind], noc=kind == "98"))
+    iat_errors = [i for i in report.errors if i.code == "ach_iat_addenda"]
+    assert iat_errors and "mandatory addenda 10 to 16" in iat_errors[0].message
+    assert iat_errors[0].location.startswith("line 3 ")
+    # the 98/99 itself is still checked
+    bad_code = _iat_reply([kind], noc=kind == "98").replace(f"7{kind}C03" if kind == "98" else "799R03", f"7{kind}X03")
+    assert {"ach_change_code", "ach_return_code"} & codes(ach.validate(bad_code))
+
+
+def test_iat_noc_rules_that_still_hold() -> None:
+    noc = _iat_reply(IAT_MANDATORY + ["98"], noc=True)
+    entry = noc.splitlines()[2]
+    with_amount = noc.replace(entry, entry[:29] + "0000000001" + entry[39:])
+    assert "ach_cor_amount" in codes(ach.validate(with_amount))
+    assert "ach_iat_addenda" in codes(ach.validate(_iat_file([])))  # an IAT entry always has addenda
+    assert "ach_addenda_indicator" in codes(ach.validate(_iat_reply(IAT_MANDATORY + ["98"], noc=True, indicator="0")))
+    in_a_forward_batch = noc.replace("IATCOR", "      ", 1)  # SEC COR without IATCOR: not an IAT batch
+    assert not ach.validate(in_a_forward_batch).valid

@@ -330,8 +330,8 @@ class _Checker:
             if trace <= last_trace and not self.opts.allow_unordered_trace_numbers:
                 self.err(e.record, "trace_number", "ach_trace_order", "trace numbers must ascend within a batch")
             last_trace = trace
-            if e.addenda:
-                self.addenda(e, sec)
+            if e.addenda or isinstance(h, IATBatchHeader):
+                self.addenda(e, sec, iat=isinstance(h, IATBatchHeader))
         if not b.entries:
             self.err(h, "batch", "ach_batch_empty", "batch has no entry detail record")
         return count, ehash % ENTRY_HASH_MODULO, debit, credit
@@ -513,14 +513,17 @@ class _Checker:
             )
 
     # -- addenda ----------------------------------------------------------------------------
-    def addenda(self, e: Entry, sec: str) -> None:
+    def addenda(self, e: Entry, sec: str, iat: bool = False) -> None:
         types = [a.line[1:3] for a in e.addenda]
         for a in e.addenda:
             self.one_addenda(a, e)
-        if types[0] in ("98", "99"):
-            self.return_addenda(e, sec, types)
-        elif sec == "IAT" or types[0] == "10":
+        # Every entry of an IAT batch, returns (IAT) and notifications of change (COR, IATCOR) included,
+        # carries the seven mandatory addenda 10-16 (NACHA Appendix Three, IAT entries; Appendix Four
+        # and Five, IAT returns and NOCs), so an IAT entry is checked as one before its 98/99.
+        if iat or sec == "IAT" or types[0] == "10":
             self.iat_addenda(e, types)
+        elif types[0] in ("98", "99"):
+            self.return_addenda(e, sec, types)
         elif sec == "CTX":
             self.ctx_addenda(e, types)
         elif sec in C.ADDENDA02_SEC:
@@ -583,8 +586,22 @@ class _Checker:
     def iat_addenda(self, e: Entry, types: list[str]) -> None:
         rec = e.record
         mandatory = ["10", "11", "12", "13", "14", "15", "16"]
+        if rec.line[78] != "1":
+            self.err(
+                rec, "addenda_record_indicator", "ach_addenda_indicator", "IAT entries always carry addenda: use 1"
+            )
         if types[:7] != mandatory:
-            self.err(rec, "addenda", "ach_iat_addenda", "IAT entries carry addenda 10 to 16, in that order")
+            what = {"98": "an IAT notification of change", "99": "an IAT return"}.get(types[-1] if types else "")
+            self.err(
+                rec,
+                "addenda",
+                "ach_iat_addenda",
+                f"{what} keeps the seven mandatory addenda 10 to 16, in that order, before its addenda {types[-1]}"
+                if what
+                else "IAT entries carry addenda 10 to 16, in that order",
+            )
+            if what:
+                self.return_addenda(e, "IAT", types[-1:], first=e.addenda[-1])
             return
         rest = types[7:]
         n17, n18 = rest.count("17"), rest.count("18")

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=SECONDS_DEFAULT)
     parser.add_argument("--connections", type=int, default=CONNECTIONS_DEFAULT)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--admin-url", default=None)
     args, _ = parser.parse_known_args(argv)
     admin = admin_url(args.admin_url)

@@ -59,7 +59,7 @@ def accounts_router() -> APIRouter:
             return JSONResponse(account_dict(account), status_code=201,
                                 headers={"Location": f"/api/v1/accounts/{account.id}"})
 
-        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json(), run)
+        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
 
     @router.get("", response_model=AccountPage, responses=READ_RESPONSES)
     async def list_accounts(

@@ -89,13 +89,14 @@ async def purge_expired(pool: Pool) -> int:
         return cur.rowcount
 
 
-async def idempotent(pool: Pool, request: Request, actor: str, canonical_body: str,
+async def idempotent(pool: Pool, request: Request, actor: str, canonical_body: Callable[[], str],
                      handler: Callable[[str | None], Awaitable[Response]]) -> Response:
-    """Run ``handler(ledger_key)`` once per Idempotency-Key; replay or refuse on reuse."""
+    """Run ``handler(ledger_key)`` once per Idempotency-Key; replay or refuse on reuse.
+    ``canonical_body`` is only computed when a key is present."""
     key = request_key(request)
     if key is None:
         return await handler(None)
-    digest = fingerprint(request.method, request.url.path, canonical_body)
+    digest = fingerprint(request.method, request.url.path, canonical_body())
     stored = await replay(pool, actor, key, digest)
     if stored is not None:
         return stored

@@ -118,7 +118,8 @@ class EventSource:
         while True:
             try:
                 async for event in self.kernel.events(after_seq=seq):
-                    self.hub.publish(json.dumps(event.to_dict()))
+                    if self.hub.subscribers:  # nobody listening: skip the serialization
+                        self.hub.publish(json.dumps(event.to_dict()))
                     seq = event.seq
             except asyncio.CancelledError:
                 raise

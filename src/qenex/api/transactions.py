@@ -52,10 +52,20 @@ SIMPLE_TYPES: Final = frozenset({"TRANSFER", "PAYMENT", "DEPOSIT", "WITHDRAWAL",
 TransactionId = Annotated[int, Path(gt=0, le=ID_MAX, description="Transaction id")]
 
 
+_ITEM_FIELDS: Final = tuple(name for name in TransactionIn.model_fields if name != "idempotency_key")
+
+
 def _item(tx: TransactionIn, key: str | None) -> dict[str, Any]:
-    item = tx.model_dump(exclude_none=True, exclude={"idempotency_key"})
-    if "currency" in item:
-        item["currency"] = item["currency"].upper()
+    """The kernel's item (None fields left out, as the kernel's fast path expects)."""
+    values = tx.__dict__
+    item = {name: values[name] for name in _ITEM_FIELDS if values[name] is not None}
+    if not item["pending"]:
+        del item["pending"]
+    if not item["linked"]:
+        del item["linked"]
+    currency = item.get("currency")
+    if currency is not None and not currency.isupper():
+        item["currency"] = currency.upper()
     if key is not None:
         item["idempotency_key"] = key
     return item
@@ -127,7 +137,8 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
         return JSONResponse(transaction_dict(tx), status_code=201,
                             headers={"Location": f"/api/v1/transactions/{tx.id}"})
 
-    return await idempotent(ctx.pool, request, principal.actor, f"{name}:{payload.model_dump_json()}", run)
+    return await idempotent(ctx.pool, request, principal.actor,
+                            lambda: f"{name}:{payload.model_dump_json()}", run)
 
 
 def transactions_router() -> APIRouter:
@@ -159,7 +170,7 @@ def transactions_router() -> APIRouter:
             return JSONResponse(accepted, status_code=201,
                                 headers={"Location": f"/api/v1/transactions/{result.transaction_id}"})
 
-        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json(), run)
+        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
 
     @router.post("/batch", response_model=BatchOut, responses=WRITE_RESPONSES)
     async def create_batch(request: Request, body: BatchIn, idempotency_key: IdempotencyHeader = None,
@@ -187,7 +198,7 @@ def transactions_router() -> APIRouter:
             return Response(json.dumps({"results": out, "succeeded": ok, "failed": len(out) - ok}),
                             media_type="application/json")
 
-        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json(), run)
+        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
 
     @router.get("/{transaction_id}", response_model=TransactionOut, responses=READ_RESPONSES)
     async def get_transaction(request: Request, transaction_id: TransactionId,

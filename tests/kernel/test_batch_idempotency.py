@@ -203,3 +203,11 @@ def test_large_batch_with_awkward_metadata_keeps_the_chain(kx, ledger_url):
 
     kx(body)
     assert verify_journal(ledger_url).ok
+
+
+def test_fast_digest_matches_the_general_digest():
+    from qenex.sdk.kernel import _digest, _fast_digest
+
+    for args in (("TRANSFER", 1, 2, 1, "USD", False), ("PAYMENT", 2**63 - 1, 7, 10**15, "JPY", True)):
+        tx_type, frm, to, amount, code, linked = args
+        assert _fast_digest(*args) == _digest("tx", tx_type, frm, to, amount, code, None, False, None, None, linked)

@@ -92,3 +92,33 @@ def test_multi_leg_transaction_shares_one_id():
     plan = plan_batch([cmd], state)
     assert [(r[0], r[1], r[2]) for r in plan.journal] == [(1, 1, 0), (2, 1, 1)]
     assert plan.journal[0][10] == "0.9" and plan.journal[1][10] is None
+
+
+def test_chain_hashes_equal_row_hash_for_every_column_shape():
+    from qenex.kernel.chain import chain_hashes
+
+    rows = [
+        (1, 1, 0, 0, "TRANSFER", 1, 2, 5, "USD", None, None, None),
+        (2, 2, 0, 2, "TRANSFER", 1, 2, 7, "USD", 1, None, '{"a":"b|c"}'),
+        (3, 3, 0, 0, "EXCHANGE", 1, 8, 9, "USD", None, "1.2345", '{"x":1}'),
+        (4, 3, 1, 0, "EXCHANGE", 9, 2, 11, "EUR", None, None, None),
+    ]
+    created = epoch_us(NOW)
+    prev, expected = b"\x01" * 32, []
+    for r in rows:
+        prev = row_hash(prev, *r[:10], r[10] or "", created, r[11])
+        expected.append(prev)
+    assert chain_hashes(b"\x01" * 32, rows, created) == expected
+
+
+def test_keyed_single_items_replay_and_conflict_inside_one_batch():
+    state = _state(a=100, b=0)
+    plan = plan_batch([_t(1, 2, 10, key="k", digest=b"d1"), _t(1, 2, 10, key="k", digest=b"d1"),
+                       _t(1, 2, 10, key="k", digest=b"d2"), _t(1, 2, 500, key="k2", digest=b"d3")], state)
+    first, replay, conflict, short = plan.results
+    assert first.result_id == 1 and not first.replayed
+    assert replay.result_id == 1 and replay.replayed and replay.error is None
+    assert conflict.error.code == "idempotency_conflict"
+    assert short.error.code == "insufficient_funds" and "k2" not in state.idempotency
+    assert plan.idempotency_inserts == [("k", b"d1", 1)] and plan.tx_count == 1 and len(plan.journal) == 1
+    assert state.accounts[1].debits_posted == 10

@@ -65,20 +65,20 @@ _SQL_R_HEAD = (
 )
 _SQL_R_IDEM = (
     f"SELECT 1, result_id, {_R_NULL7}, key, NULL, NULL, NULL, request_hash FROM ledger_idempotency "
-    f"WHERE key = ANY(%(keys)s::text[])"
+    f"WHERE key = ANY(%(keys)b::text[])"
 )
 _PENDING_SELECT = (
     "SELECT tx_id, debit_account, credit_account, amount_minor, state, currency::text AS cu, tx_type, expires_at "
     "FROM ledger_pending"
 )
 _SQL_R_PENDING = (
-    f"p AS ({_PENDING_SELECT} WHERE tx_id = ANY(%(pending)s::bigint[]) "
+    f"p AS ({_PENDING_SELECT} WHERE tx_id = ANY(%(pending)b::bigint[]) "
     f"UNION ({_PENDING_SELECT} WHERE state = 0 AND expires_at <= statement_timestamp() "
     f"ORDER BY expires_at LIMIT {EXPIRY_SWEEP_ITEMS_MAX}))"
 )
 _SQL_R_ORIG = (
     "o AS (SELECT j.seq, j.tx_id, j.leg, j.kind, j.debit_account, j.credit_account, j.amount_minor, j.ref_tx, "
-    "j.currency::text AS cu, j.tx_type FROM unnest(%(lookup)s::bigint[]) AS r(id) JOIN ledger_journal j "
+    "j.currency::text AS cu, j.tx_type FROM unnest(%(lookup)b::bigint[]) AS r(id) JOIN ledger_journal j "
     f"ON j.seq >= r.id AND j.seq < r.id + {LEGS_PER_TRANSACTION_MAX} AND j.tx_id = r.id)"
 )
 _ACCOUNT_SELECT = (
@@ -95,7 +95,7 @@ def _read_sql(keys: bool, lookups: bool) -> str:
         _SQL_R_HEAD,
         "SELECT 2, tx_id, debit_account, credit_account, amount_minor, state, NULL, NULL, NULL, cu, tx_type, "
         "NULL, expires_at, NULL FROM p",
-        f"{_ACCOUNT_SELECT} WHERE id = ANY(%(accounts)s::bigint[])",
+        f"{_ACCOUNT_SELECT} WHERE id = ANY(%(accounts)b::bigint[])",
         # Accounts only known from the reservations and originals read here (duplicates are harmless).
         f"{_ACCOUNT_SELECT} WHERE id IN (SELECT debit_account FROM p UNION SELECT credit_account FROM p"
         + (" UNION SELECT debit_account FROM o UNION SELECT credit_account FROM o" if lookups else "") + ")",
@@ -106,7 +106,7 @@ def _read_sql(keys: bool, lookups: bool) -> str:
         parts.append("SELECT 3, seq, tx_id, leg, kind, debit_account, credit_account, amount_minor, ref_tx, cu, "
                      "tx_type, NULL, NULL, NULL FROM o")
         parts.append(f"SELECT 4, tx_id, {_R_NULL7}, NULL, NULL, NULL, NULL, NULL FROM ledger_reversals "
-                     "WHERE tx_id = ANY(%(reverse)s::bigint[])")
+                     "WHERE tx_id = ANY(%(reverse)b::bigint[])")
     return "WITH " + ", ".join(ctes) + "\n" + "\nUNION ALL ".join(parts)
 
 
@@ -212,7 +212,7 @@ async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool) -> 
         if begin:
             await conn.execute("BEGIN")
         await conn.execute(_SQL_LOCK, (LEDGER_LOCK_KEY,))
-        cur = await conn.execute(_read_sql(bool(keys), bool(lookup_ids)), params)
+        cur = await conn.execute(_read_sql(bool(keys), bool(lookup_ids)), params, binary=True)
         rows = await cur.fetchall()
     return _state_from_rows(rows)
 

@@ -211,3 +211,20 @@ def test_fast_digest_matches_the_general_digest():
     for args in (("TRANSFER", 1, 2, 1, "USD", False), ("PAYMENT", 2**63 - 1, 7, 10**15, "JPY", True)):
         tx_type, frm, to, amount, code, linked = args
         assert _fast_digest(*args) == _digest("tx", tx_type, frm, to, amount, code, None, False, None, None, linked)
+
+
+def test_large_keyed_batch_replays_and_conflicts_through_the_copy_path(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "100.00", "0")
+        # Keys with COPY's special characters, in a batch large enough for the COPY path.
+        keys = [f"copy-{a}-{i}-tab\there\\back\nline\r" for i in range(100)]
+        first = await k.process_transactions([_t(a, b, "0.01", idempotency_key=key) for key in keys])
+        assert all(r.ok and not r.replayed for r in first)
+        again = await k.process_transactions([_t(a, b, "0.01", idempotency_key=key) for key in keys])
+        assert [r.transaction_id for r in again] == [r.transaction_id for r in first]
+        assert all(r.replayed for r in again)
+        changed = await k.process_transactions([_t(a, b, "0.02", idempotency_key=key) for key in keys[:70]])
+        assert {r.error.code for r in changed} == {"idempotency_conflict"}
+        assert await k.get_account_balance(a) == D("99.00")
+
+    kx(body)

@@ -178,6 +178,19 @@ async def _copy_journal(conn: AConn, plan: BatchPlan, now: datetime) -> None:
             await copy.write("".join(lines).encode())
 
 
+_COPY_IDEMPOTENCY = "COPY ledger_idempotency (key, request_hash, result_id) FROM STDIN"
+
+
+async def _copy_idempotency(conn: AConn, records: list[tuple[str, bytes, int]]) -> None:
+    """A large batch's idempotency records by COPY: several times cheaper for both sides than an
+    INSERT over three 8,000-element parameter arrays. A key already stored fails the COPY (primary
+    key) and so the whole batch, exactly as the INSERT did; the read under the lock rules it out."""
+    async with conn.cursor() as cur, cur.copy(_COPY_IDEMPOTENCY) as copy:
+        for start in range(0, len(records), COPY_CHUNK_ROWS):
+            lines = [f"{_copy_text(k)}\t\\\\x{d.hex()}\t{i}\n" for k, d, i in records[start:start + COPY_CHUNK_ROWS]]
+            await copy.write("".join(lines).encode())
+
+
 async def lock_ledger(conn: AConn) -> None:
     await conn.execute(_SQL_LOCK, (LEDGER_LOCK_KEY,))
 
@@ -276,7 +289,9 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
             "j_meta": list(cols[11]), "j_hash": plan.hashes,
         })
         sql = "WITH" + _SQL_WRITE_JOURNAL + "," + _SQL_WRITE_ACCOUNTS_HEAD
-    if plan.idempotency_inserts:
+    if len(plan.idempotency_inserts) >= COPY_ROWS_MIN:
+        await _copy_idempotency(conn, plan.idempotency_inserts)
+    elif plan.idempotency_inserts:
         sql += _SQL_WRITE_IDEM
         idem = list(zip(*plan.idempotency_inserts, strict=True))
         params["i_key"], params["i_hash"], params["i_id"] = list(idem[0]), list(idem[1]), list(idem[2])

@@ -360,10 +360,22 @@ class FinancialKernel:
         return cur
 
     async def _prepare(self, items: Sequence[Mapping[str, Any]]) -> list[Command]:
-        """Resolve what commands need (account currencies, system accounts), then build them.
+        """Build the commands: plain transfers directly; the rest once what they need (account
+        currencies, system accounts) is resolved.
 
         Nothing here rejects: a malformed item becomes a Rejected command, so it fails alone
         (or fails its linked chain) like any other item."""
+        build_fast = self._build_fast
+        fast = [build_fast(item) for item in items]
+        slow = [item for item, cmd in zip(items, fast, strict=True) if cmd is None]
+        if not slow:
+            return fast  # type: ignore[return-value]  # no None left
+        await self._resolve(slow)
+        return [cmd if cmd is not None else self._build_slow(item) for item, cmd in zip(items, fast, strict=True)]
+
+    async def _resolve(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Cache the currencies of accounts the items leave it to, and the system accounts of
+        every currency they name."""
         need: list[int] = []
         currencies: set[str] = set()
         for item in items:
@@ -381,12 +393,8 @@ class FinancialKernel:
         for cur in currencies:
             if cur not in self._system and get_currency(cur) is not None:
                 await self._system_accounts(cur)
-        return [self._build(item) for item in items]
 
-    def _build(self, item: Mapping[str, Any]) -> Command:
-        fast = self._build_fast(item)
-        if fast is not None:
-            return fast
+    def _build_slow(self, item: Mapping[str, Any]) -> Command:
         linked = bool(item.get("linked", False))
         try:
             return self._build_checked(item, linked)

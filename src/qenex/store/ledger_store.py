@@ -200,18 +200,22 @@ def _command_ids(commands: Sequence[Command]) -> tuple[set[int], list[int], list
     pending_ids: list[int] = []
     reverse_ids: list[int] = []
     keys: list[str] = []
+    add, add_key = accounts.add, keys.append
     for cmd in commands:
-        if isinstance(cmd, NewTransaction):
+        if type(cmd) is NewTransaction:  # the bulk of every batch: no isinstance/getattr chain
             for leg in cmd.legs:
-                accounts.add(leg.debit)
-                accounts.add(leg.credit)
-        elif isinstance(cmd, PostPending | VoidPending):
+                add(leg.debit)
+                add(leg.credit)
+            if cmd.key is not None:
+                add_key(cmd.key)
+            continue
+        if isinstance(cmd, PostPending | VoidPending):
             pending_ids.append(cmd.pending_id)
         elif isinstance(cmd, Reverse):
             reverse_ids.append(cmd.tx_id)
         key = getattr(cmd, "key", None)
         if key is not None:
-            keys.append(key)
+            add_key(key)
     return accounts, pending_ids, reverse_ids, keys
 
 

@@ -168,18 +168,12 @@ def demo_cmd(
     typer.echo(f"pending hold: {data['pending']}   reversal: {data['reversal']}   exchange: {data['exchange']}")
     typer.echo(_next_steps(data))
     if serve and _serve_registered():
+        from qenex.cli.serve import demo_curl_hint
+
         port = settings.api.port
-        typer.echo(
-            "\n".join(
-                [
-                    f"The API server starts now on port {port} (Ctrl+C stops it). In another terminal:",
-                    f"  curl http://127.0.0.1:{port}/health",
-                    "  qenex keys create --name me --role admin     # prints an API key once",
-                    f"  curl -H 'Authorization: Bearer <key>' http://127.0.0.1:{port}/api/v1/accounts/"
-                    f"{data['accounts']['alice_usd']}",
-                ]
-            )
-        )
+        typer.echo(f"The API server starts now on port {port} (Ctrl+C stops it). In another terminal:")
+        typer.echo(f"  curl http://127.0.0.1:{port}/health")
+        typer.echo(demo_curl_hint(config, data["accounts"]))
         sys.stdout.flush()
         if config:
             os.environ["QENEX_CONFIG"] = config  # settings read it when no --config is given

@@ -158,3 +158,35 @@ def stop_cmd(config: ConfigOption = None) -> None:
             return
         time.sleep(POLL_INTERVAL_S)
     raise CliError(f"the server (pid {pid}) did not stop within {STOP_TIMEOUT_S:.0f} s")
+
+
+DEMO_KEY_LIFETIME_DAYS: Final = 30
+
+
+def demo_curl_hint(config: str | None, accounts: dict[str, str]) -> str:
+    """A fresh demo admin key (expires in DEMO_KEY_LIFETIME_DAYS) and ready-to-paste curl commands."""
+    from datetime import timedelta
+
+    import psycopg
+
+    from qenex.security import apikeys
+    from qenex.store.connection import database_url
+
+    settings = load_settings(config)
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        key = apikeys.create_key(conn, name="demo-admin", role="admin", created_by="cli:demo",
+                                 expires_in=timedelta(days=DEMO_KEY_LIFETIME_DAYS)).key
+    scheme = "https" if settings.api.ssl_cert else "http"
+    host = "localhost" if settings.api.host in ("0.0.0.0", "::") else settings.api.host  # noqa: S104
+    base = f"{scheme}://{host}:{settings.api.port}"
+    alice, bob = accounts.get("alice_usd", "1"), accounts.get("bob_usd", "2")
+    transfer = (f'{{"type": "TRANSFER", "from_account": {alice}, "to_account": {bob}, "amount": "10.00",'
+                f' "currency": "USD"}}')
+    return "\n".join([
+        f"API: {base}   (OpenAPI: {base}/openapi.json, docs: {base}/docs)",
+        f"Demo admin key (shown once; expires in {DEMO_KEY_LIFETIME_DAYS} days): {key}",
+        "Try:",
+        f'  curl -s -H "Authorization: Bearer {key}" {base}/api/v1/accounts/{alice}/balance',
+        f'  curl -s -X POST -H "Authorization: Bearer {key}" -H "Content-Type: application/json"'
+        f" -H \"Idempotency-Key: try-1\" -d '{transfer}' {base}/api/v1/transactions",
+    ])

@@ -1,0 +1,139 @@
+"""`qenex serve` / `qenex stop`: daemon mode with pid and log files, production refusal of default
+secrets, HTTPS only with TLS >= 1.2 when a certificate is configured, and the demo's curl hint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import drop_database, free_port, new_database, server_env
+
+
+def qenex(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qenex", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture()
+def own_db(pg_admin_url: str):  # type: ignore[no-untyped-def]
+    name, url = new_database(pg_admin_url)
+    yield url
+    drop_database(pg_admin_url, name)
+
+
+def test_daemon_writes_pid_and_log_and_stop_stops_it(own_db: str, tmp_path: Path) -> None:
+    env = server_env(own_db, tmp_path, QENEX_LOG_LEVEL="INFO")
+    port = free_port()
+    started = qenex(["serve", "--daemon", "--host", "127.0.0.1", "--port", str(port)], env)
+    assert started.returncode == 0, started.stderr
+    pid = int((tmp_path / "qenex.pid").read_text())
+    assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok"}
+    twice = qenex(["serve", "--daemon", "--host", "127.0.0.1", "--port", str(port)], env)
+    assert twice.returncode == 1 and "already running" in twice.stderr
+    stopped = qenex(["stop"], env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"pid {pid}" in stopped.stdout and not (tmp_path / "qenex.pid").exists()
+    assert (tmp_path / "qenex.log").stat().st_size > 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    again = qenex(["stop"], env)
+    assert again.returncode == 1 and "no running server" in again.stderr
+
+
+def test_production_refuses_default_secrets(own_db: str, tmp_path: Path) -> None:
+    env = server_env(own_db, tmp_path, QENEX_ENV="production", QENEX_SECRET_KEY="your-secret-key-here")
+    result = qenex(["serve", "--port", str(free_port())], env, timeout=60)
+    assert result.returncode == 2
+    assert "QENEX_SECRET_KEY" in result.stderr and "your-secret-key-here" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_file_errors_name_the_key(own_db: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"api": {"port": "not-a-port"}}))
+    result = qenex(["serve", "--config", str(config)], server_env(own_db, tmp_path), timeout=60)
+    assert result.returncode == 2 and "api.port" in result.stderr
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_tls_serves_https_only_with_tls12_minimum(own_db: str, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"api": {"host": "127.0.0.1", "port": port, "ssl_cert": str(cert),
+                                          "ssl_key": str(key)}}))
+    env = server_env(own_db, tmp_path)
+    log = open(tmp_path / "tls.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "qenex", "serve", "--config", str(config)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                trust = ssl.create_default_context(cafile=str(cert))
+                response = httpx.get(f"https://127.0.0.1:{port}/health", verify=trust, timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "tls.log").read_text()
+                time.sleep(0.2)
+        assert response.json() == {"status": "ok"}
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)  # plain HTTP is not served
+        modern = ssl.create_default_context(cafile=str(cert))
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                modern.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() == "TLSv1.3"
+        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+        old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+        with pytest.raises((ssl.SSLError, OSError)), socket.create_connection(("127.0.0.1", port)) as raw:
+            old.wrap_socket(raw, server_hostname="localhost")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_demo_curl_hint_gives_a_working_admin_key(server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from qenex.cli.serve import demo_curl_hint
+
+    monkeypatch.setenv("QENEX_DATABASE_URL", server.db_url)
+    monkeypatch.setenv("QENEX_API_PORT", str(server.port))
+    hint = demo_curl_hint(None, {"alice_usd": "1", "bob_usd": "2"})
+    key = re.search(r"qnx_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", hint)
+    assert key is not None and f":{server.port}/api/v1/transactions" in hint
+    response = httpx.get(server.url + "/api/v1/accounts", headers={"Authorization": f"Bearer {key.group(0)}"})
+    assert response.status_code == 200

@@ -151,10 +151,13 @@ async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits
     writer = AuditWriter(conninfo)
     writer.start()
     hub = EventHub()
-    source = EventSource(kernel, hub, settings.database.redis(), database_namespace(conninfo))
-    async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM ledger_journal")).fetchone()
-    await source.start(int(row[0]) if row else 0)
+    async def journal_head() -> int:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT coalesce(max(seq), 0) FROM ledger_journal")).fetchone()
+        return int(row[0]) if row else 0
+
+    source = EventSource(kernel, hub, settings.database.redis(), database_namespace(conninfo), head=journal_head)
+    await source.start(await journal_head())
     return ApiContext(settings=settings, conninfo=conninfo, kernel=kernel, pool=pool, sync_pool=sync_pool,
                       security=security, audit=writer, hub=hub, source=source, owners=OwnerCache(kernel))
 

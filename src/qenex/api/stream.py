@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -33,6 +34,7 @@ REDIS_PREFIX: Final = "qenex:stream"
 LEASE_MS: Final = 5_000
 RENEW_INTERVAL_S: Final = 1.5
 SOURCE_RETRY_S: Final = 1.0
+READY_TIMEOUT_S: Final = 5.0
 WS_POLICY_VIOLATION: Final = 1008
 WS_TRY_AGAIN_LATER: Final = 1013
 
@@ -51,6 +53,8 @@ class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[str | None]] = set()
         self.published = 0
+        self.wanted = asyncio.Event()  # someone subscribes
+        self.following = asyncio.Event()  # the local journal follower is running
 
     @property
     def subscribers(self) -> int:
@@ -59,10 +63,13 @@ class EventHub:
     def subscribe(self) -> asyncio.Queue[str | None]:
         queue: asyncio.Queue[str | None] = asyncio.Queue(SUBSCRIBER_QUEUE_EVENTS_MAX)
         self._subscribers.add(queue)
+        self.wanted.set()
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[str | None]) -> None:
         self._subscribers.discard(queue)
+        if not self._subscribers:
+            self.wanted.clear()
 
     def publish(self, text: str) -> None:
         self.published += 1
@@ -70,7 +77,7 @@ class EventHub:
             try:
                 queue.put_nowait(text)
             except asyncio.QueueFull:
-                self._subscribers.discard(queue)
+                self.unsubscribe(queue)
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
                 queue.put_nowait(None)  # tells the connection to close
@@ -79,8 +86,10 @@ class EventHub:
 class EventSource:
     """Feeds an EventHub from the journal, directly or through Redis (see the module docstring)."""
 
-    def __init__(self, kernel: Any, hub: EventHub, redis_url: str | None, namespace: str = "default") -> None:
+    def __init__(self, kernel: Any, hub: EventHub, redis_url: str | None, namespace: str = "default",
+                 head: Callable[[], Awaitable[int]] | None = None) -> None:
         self.kernel = kernel
+        self.head = head or _zero
         self.hub = hub
         self.redis_url = redis_url
         # Servers of one database share a namespace; another database's servers never mix in.
@@ -114,18 +123,36 @@ class EventSource:
             self._redis = None
 
     async def _follow_local(self, start_seq: int) -> None:
-        seq = start_seq
+        """Follow the journal while anyone subscribes (nothing is read or serialized otherwise).
+        Starting from idle, it begins at the journal head; after an error it resumes at ``seq``."""
+        seq: int | None = None  # from the head when the first subscriber comes (start_seq is for Redis)
         while True:
+            await self.hub.wanted.wait()
             try:
-                async for event in self.kernel.events(after_seq=seq):
-                    if self.hub.subscribers:  # nobody listening: skip the serialization
-                        self.hub.publish(json.dumps(event.to_dict()))
-                    seq = event.seq
+                if seq is None:
+                    seq = await self.head()
+                self.hub.following.set()
+                async with contextlib.aclosing(self.kernel.events(after_seq=seq)) as events:
+                    async for event in events:
+                        if self.hub.subscribers:
+                            self.hub.publish(json.dumps(event.to_dict()))
+                        seq = event.seq
+                        if not self.hub.subscribers:
+                            break
+                seq = None  # idle from here: the next subscriber starts at the head
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database went away: retry, resume at seq
                 log.warning("event stream source interrupted (%s); retrying", exc.__class__.__name__)
                 await asyncio.sleep(SOURCE_RETRY_S)
+            finally:
+                self.hub.following.clear()
+
+    async def ready(self) -> None:
+        """Returns once events committed from now on will reach a new subscriber."""
+        if self.redis_url is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.hub.following.wait(), READY_TIMEOUT_S)
 
     async def _relay(self) -> None:
         while True:
@@ -179,6 +206,10 @@ class EventSource:
                 await self._redis.set(self._seq_key, seq)
 
 
+async def _zero() -> int:
+    return 0
+
+
 class OwnerCache:
     """Account id -> owner id (owners never change), for filtering a customer's stream."""
 
@@ -230,18 +261,21 @@ def stream_router() -> APIRouter:
         except SecurityError as exc:
             await websocket.close(code=WS_POLICY_VIOLATION, reason=exc.code)
             return
-        await websocket.accept()
         queue = ctx.hub.subscribe()
-        reader = asyncio.create_task(_drain(websocket))
+        reader: asyncio.Task[None] | None = None
         try:
+            await ctx.source.ready()
+            await websocket.accept()
+            reader = asyncio.create_task(_drain(websocket))
             await _pump(websocket, queue, principal, ctx.owners, reader)
         except WebSocketDisconnect:
             pass
         finally:
             ctx.hub.unsubscribe(queue)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
 
     return router
 

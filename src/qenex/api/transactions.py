@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from qenex.api.batch_metrics import observe_batch
 from qenex.api.deps import (
     ApiContext,
     audited,
@@ -36,7 +37,6 @@ from qenex.api.schemas import (
 )
 from qenex.kernel.errors import INVALID_REQUEST, LedgerError
 from qenex.kernel.money import format_minor, to_minor
-from qenex.observability.metrics import observe_results
 from qenex.security import rbac
 from qenex.security.errors import FORBIDDEN, SecurityError
 
@@ -159,7 +159,7 @@ def transactions_router() -> APIRouter:
             async def work() -> Any:
                 start = time.perf_counter()
                 result = (await ctx.kernel.process_transactions([item]))[0]
-                observe_results([item], [result], time.perf_counter() - start)
+                observe_batch([item], [result], time.perf_counter() - start)
                 if result.error is not None:
                     raise result.error
                 return result
@@ -187,7 +187,7 @@ def transactions_router() -> APIRouter:
             async def work() -> Any:
                 start = time.perf_counter()
                 results = await ctx.kernel.process_transactions(items)
-                observe_results(items, results, time.perf_counter() - start)
+                observe_batch(items, results, time.perf_counter() - start)
                 return results
 
             results = await audited(request, principal, "transaction.batch", "transactions", work,

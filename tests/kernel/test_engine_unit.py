@@ -122,3 +122,32 @@ def test_keyed_single_items_replay_and_conflict_inside_one_batch():
     assert short.error.code == "insufficient_funds" and "k2" not in state.idempotency
     assert plan.idempotency_inserts == [("k", b"d1", 1)] and plan.tx_count == 1 and len(plan.journal) == 1
     assert state.accounts[1].debits_posted == 10
+
+
+def test_chunked_planning_equals_planning_at_once_and_never_splits_a_chain():
+    from qenex.kernel.engine import ChunkedPlanner
+
+    def commands() -> list:
+        cmds = []
+        for i in range(40):
+            linked = i % 7 in (2, 3)  # chains of three items: i%7 == 2, 3 and 4
+            amount = 500 if i == 25 else 3  # item 25 is in a chain (23-25) that fails as one
+            cmds.append(_t(1 + i % 2, 2 - i % 2, amount, linked=linked, key=f"k{i}", digest=b"d"))
+        return cmds
+
+    whole = plan_batch(commands(), _state(a=100, b=100))
+    chunked = ChunkedPlanner(commands(), _state(a=100, b=100))
+    handed_out = []
+    while not chunked.done:
+        rows, hashes = chunked.step(3)
+        assert len(rows) == len(hashes)
+        handed_out.extend(zip(rows, hashes, strict=True))
+    plan = chunked.finish()
+    def outcome(plan):
+        return [(r.result_id, r.error and r.error.code, r.replayed) for r in plan.results]
+
+    assert outcome(plan) == outcome(whole) and plan.journal == whole.journal and plan.hashes == whole.hashes
+    assert handed_out == list(zip(whole.journal, whole.hashes, strict=True))
+    assert plan.head_hash == whole.head_hash and plan.head_seq == whole.head_seq
+    assert [r.error.code for r in plan.results[23:26]] == ["linked_event_failed", "linked_event_failed",
+                                                           "insufficient_funds"]

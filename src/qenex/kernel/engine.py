@@ -432,14 +432,6 @@ class _Planner:
                   "a failed single item must not have written anything")
         self.plan.results.extend(results)
 
-    def finish(self) -> BatchPlan:
-        plan = self.plan
-        plan.hashes = chain_hashes(self.s.head_hash, plan.journal, epoch_us(self.s.now))
-        plan.head_seq = self.seq
-        plan.head_hash = plan.hashes[-1] if plan.hashes else self.s.head_hash
-        check(len(plan.journal) == self.seq - self.s.head_seq, "journal sequence numbers must be gapless")
-        return plan
-
 
 def _undo_deltas(a: AccountState, d: list[int]) -> Callable[[], None]:
     def undo() -> None:
@@ -451,10 +443,59 @@ def _undo_deltas(a: AccountState, d: list[int]) -> Callable[[], None]:
     return undo
 
 
+class ChunkedPlanner:
+    """Plans one batch a chunk of items at a time, so the store can send a chunk's journal rows
+    (hashed) while the next chunk is planned: client planning overlaps server ingest.
+
+    Rows handed out are final: a chunk always ends at a chain boundary, and only a linked chain
+    still in progress can take rows back. Deciding chunk by chunk is the same as deciding the
+    whole batch at once: items are planned in order against the same evolving state.
+    """
+
+    def __init__(self, commands: Sequence[Command], state: BatchState) -> None:
+        check(len(commands) <= BATCH_ITEMS_MAX, "batch larger than BATCH_ITEMS_MAX")
+        self._planner = _Planner(state)
+        self._planner.expire_due()
+        self._commands = commands
+        self._planned = 0  # commands decided so far
+        self._prev = state.head_hash
+        self._created_us = epoch_us(state.now)
+
+    @property
+    def done(self) -> bool:
+        return self._planned >= len(self._commands)
+
+    def step(self, items_max: int) -> tuple[list[JournalRow], list[bytes]]:
+        """Decide up to about ``items_max`` more items (a chain is never split); return the journal
+        rows not handed out before, with their chained hashes."""
+        commands, n = self._commands, len(self._commands)
+        end = min(n, self._planned + items_max)
+        while self._planned < end < n and commands[end - 1].linked:
+            end += 1
+        self._planner.run_all(commands[self._planned:end])
+        self._planned = end
+        plan = self._planner.plan
+        rows = plan.journal[len(plan.hashes):]
+        hashes = chain_hashes(self._prev, rows, self._created_us)
+        if hashes:
+            self._prev = hashes[-1]
+        plan.hashes.extend(hashes)
+        return rows, hashes
+
+    def finish(self) -> BatchPlan:
+        """Decide what is left; the plan with every row hashed and the new chain head."""
+        while not self.done:
+            self.step(BATCH_ITEMS_MAX)
+        self.step(0)  # rows not handed out yet (a batch of no items can still expire reservations)
+        planner = self._planner
+        plan = planner.plan
+        check(len(plan.hashes) == len(plan.journal), "every journal row must be hashed")
+        check(len(plan.journal) == planner.seq - planner.s.head_seq, "journal sequence numbers must be gapless")
+        plan.head_seq = planner.seq
+        plan.head_hash = self._prev
+        return plan
+
+
 def plan_batch(commands: Sequence[Command], state: BatchState) -> BatchPlan:
     """Decide every command of one batch; returns results (in order) and the rows to write."""
-    check(len(commands) <= BATCH_ITEMS_MAX, "batch larger than BATCH_ITEMS_MAX")
-    planner = _Planner(state)
-    planner.expire_due()
-    planner.run_all(commands)
-    return planner.finish()
+    return ChunkedPlanner(commands, state).finish()

@@ -24,7 +24,15 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from qenex.kernel import errors as E
-from qenex.kernel.engine import EXPIRY_SWEEP_ITEMS_MAX, BatchPlan, BatchState, ItemResult, plan_batch
+from qenex.kernel.engine import (
+    EXPIRY_SWEEP_ITEMS_MAX,
+    BatchPlan,
+    BatchState,
+    ChunkedPlanner,
+    ItemResult,
+    JournalRow,
+    plan_batch,
+)
 from qenex.kernel.errors import LedgerError
 from qenex.kernel.model import (
     LEGS_PER_TRANSACTION_MAX,
@@ -146,8 +154,8 @@ rv AS (INSERT INTO ledger_reversals (tx_id, reversal_tx_id)
        SELECT * FROM unnest(%(r_tx)b::bigint[], %(r_rev)b::bigint[]))"""
 
 
-# From this many journal rows on, the journal goes in by COPY (one extra round trip, much
-# cheaper per row than dumping parameter arrays).
+# From this many items on, a batch's journal goes in by COPY, streamed while the batch is planned
+# (much cheaper per row than parameter arrays), and so do its idempotency records.
 COPY_ROWS_MIN: Final = 64
 COPY_CHUNK_ROWS: Final = 1_000
 _COPY_JOURNAL = (
@@ -163,23 +171,31 @@ def _copy_text(value: str | None) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-async def _copy_journal(conn: AConn, plan: BatchPlan, now: datetime) -> None:
-    """The batch's journal rows in COPY text format, built with plain string formatting (several
-    times faster than a per-row adapter call) and sent in chunks, so the server ingests one
-    chunk while the next is being formatted."""
-    ts = now.isoformat()
+def _journal_lines(rows: Sequence[JournalRow], hashes: Sequence[bytes], ts: str) -> bytes:
+    """Journal rows in COPY text format, built with plain string formatting (several times
+    faster than a per-row adapter call)."""
     null = "\\N"
-    rows, hashes = plan.journal, plan.hashes
+    return "".join([
+        f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t"
+        f"{null if r[9] is None else r[9]}\t{null if r[10] is None else r[10]}\t"
+        f"{null if r[11] is None else _copy_text(r[11])}\t{ts}\t\\\\x{h.hex()}\n"
+        for r, h in zip(rows, hashes, strict=True)
+    ]).encode()
+
+
+async def _plan_and_copy(conn: AConn, commands: Sequence[Command], state: BatchState) -> BatchPlan:
+    """Plan a large batch chunk by chunk, sending each chunk's journal rows by COPY as soon as they
+    are decided: the server ingests one chunk while the next is planned and hashed."""
+    planner = ChunkedPlanner(commands, state)
+    ts = state.now.isoformat()
     async with conn.cursor() as cur, cur.copy(_COPY_JOURNAL) as copy:
-        for start in range(0, len(rows), COPY_CHUNK_ROWS):
-            lines = [
-                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t"
-                f"{null if r[9] is None else r[9]}\t{null if r[10] is None else r[10]}\t"
-                f"{null if r[11] is None else _copy_text(r[11])}\t{ts}\t\\\\x{h.hex()}\n"
-                for r, h in zip(rows[start:start + COPY_CHUNK_ROWS], hashes[start:start + COPY_CHUNK_ROWS],
-                                strict=True)
-            ]
-            await copy.write("".join(lines).encode())
+        while True:
+            rows, hashes = planner.step(COPY_CHUNK_ROWS)
+            if rows:
+                await copy.write(_journal_lines(rows, hashes, ts))
+            if planner.done:
+                break
+    return planner.finish()
 
 
 _COPY_IDEMPOTENCY = "COPY ledger_idempotency (key, request_hash, result_id) FROM STDIN"
@@ -273,7 +289,8 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
     autocommit connection) BEGIN is pipelined with the reads and COMMIT with the writes, which
     saves two round trips per batch."""
     state = await _read_state(conn, commands, begin=own_transaction)
-    plan = plan_batch(commands, state)
+    streamed = len(commands) >= COPY_ROWS_MIN
+    plan = await _plan_and_copy(conn, commands, state) if streamed else plan_batch(commands, state)
     if not plan.journal:
         if own_transaction:
             await conn.execute("COMMIT")
@@ -285,8 +302,7 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
                                                a.credits_pending)],
         "head_seq": plan.head_seq, "head_hash": plan.head_hash, "notify": str(plan.head_seq),
     }
-    if len(plan.journal) >= COPY_ROWS_MIN:
-        await _copy_journal(conn, plan, state.now)
+    if streamed:
         sql = "WITH" + _SQL_WRITE_ACCOUNTS_HEAD
     else:
         journal = plan.journal

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import psycopg
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from qenex import __version__
@@ -217,13 +217,9 @@ def create_app(settings: Settings | None = None, *, limits: ApiRateLimits | None
     app.add_exception_handler(SecurityError, security_error_handler)  # type: ignore[arg-type]
     app.include_router(system_router())
     app.include_router(stream_router())
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(auth_router())
-    api.include_router(status_router())
-    api.include_router(accounts_router())
-    api.include_router(transactions_router())
-    api.include_router(audit_router())
-    app.include_router(api)
+    # Included one by one (not through a parent router): one routing level less per request.
+    for router in (auth_router(), status_router(), accounts_router(), transactions_router(), audit_router()):
+        app.include_router(router, prefix=API_PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(TracingMiddleware)

@@ -137,3 +137,15 @@ def test_demo_curl_hint_gives_a_working_admin_key(server, monkeypatch: pytest.Mo
     assert key is not None and f":{server.port}/api/v1/transactions" in hint
     response = httpx.get(server.url + "/api/v1/accounts", headers={"Authorization": f"Bearer {key.group(0)}"})
     assert response.status_code == 200
+
+
+def test_metrics_on_their_own_port(own_db: str, tmp_path: Path) -> None:
+    from .conftest import start_server
+
+    metrics_port = free_port()
+    srv = start_server(own_db, tmp_path, QENEX_METRICS_PORT=str(metrics_port))
+    try:
+        body = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert "qenex_active_connections" in body and "qenex_memory_usage_bytes" in body
+    finally:
+        srv.stop()

@@ -71,23 +71,30 @@ _SQL_R_HEAD = (
     f"SELECT 0 AS tag, last_seq AS a, {_R_NULL7}, NULL::text AS t1, NULL::text AS t2, NULL::text AS t3, "
     f"clock_timestamp() AS ts, last_hash AS bin FROM ledger_head WHERE id = 1"
 )
+# Lookups by key or id are one index probe each, whatever the planner estimates: LIMIT keeps a
+# lateral subquery from being flattened into a join, which for thousands of keys the planner ran
+# as a sequential scan of the whole (ever-growing) table: 28 ms instead of 7 ms for 8,000 keys
+# against 300,000 stored, and growing with the table.
 _SQL_R_IDEM = (
-    f"SELECT 1, result_id, {_R_NULL7}, key, NULL, NULL, NULL, request_hash FROM ledger_idempotency "
-    f"WHERE key = ANY(%(keys)b::text[])"
+    f"SELECT 1, i.result_id, {_R_NULL7}, i.key, NULL, NULL, NULL, i.request_hash "
+    f"FROM unnest(%(keys)b::text[]) AS q(key), LATERAL (SELECT key, result_id, request_hash "
+    f"FROM ledger_idempotency WHERE key = q.key LIMIT 1) AS i"
 )
 _PENDING_SELECT = (
     "SELECT tx_id, debit_account, credit_account, amount_minor, state, currency::text AS cu, tx_type, expires_at "
     "FROM ledger_pending"
 )
 _SQL_R_PENDING = (
-    f"p AS ({_PENDING_SELECT} WHERE tx_id = ANY(%(pending)b::bigint[]) "
+    f"p AS (SELECT x.* FROM unnest(%(pending)b::bigint[]) AS r(id), "
+    f"LATERAL ({_PENDING_SELECT} WHERE tx_id = r.id LIMIT 1) AS x "
     f"UNION ({_PENDING_SELECT} WHERE state = 0 AND expires_at <= statement_timestamp() "
     f"ORDER BY expires_at LIMIT {EXPIRY_SWEEP_ITEMS_MAX}))"
 )
 _SQL_R_ORIG = (
     "o AS (SELECT j.seq, j.tx_id, j.leg, j.kind, j.debit_account, j.credit_account, j.amount_minor, j.ref_tx, "
-    "j.currency::text AS cu, j.tx_type FROM unnest(%(lookup)b::bigint[]) AS r(id) JOIN ledger_journal j "
-    f"ON j.seq >= r.id AND j.seq < r.id + {LEGS_PER_TRANSACTION_MAX} AND j.tx_id = r.id)"
+    "j.currency::text AS cu, j.tx_type FROM unnest(%(lookup)b::bigint[]) AS r(id), LATERAL (SELECT * "
+    f"FROM ledger_journal WHERE seq >= r.id AND seq < r.id + {LEGS_PER_TRANSACTION_MAX} AND tx_id = r.id "
+    f"LIMIT {LEGS_PER_TRANSACTION_MAX}) AS j)"
 )
 _ACCOUNT_SELECT = (
     "SELECT 5, id, overdraft_limit_minor, debits_posted, credits_posted, debits_pending, credits_pending, "

@@ -681,3 +681,39 @@ def test_locations_count_lines_in_the_whole_input():
     )
     report = swift.validate(export)
     assert [i.location for i in report.errors] == ["statement 2 block 4 :62F: (line 12)"]
+
+
+# -- the block 4 splitter against a plain reference --------------------------------------------
+def _reference_split(body: str) -> list[tuple[str, str, str]] | None:
+    """Block 4 fields by the definition: a field starts at the beginning and after every line break
+    followed by ':tag:'; its value runs to the next such line break, which is its line end."""
+    import re
+
+    starts = [m for m in re.finditer(r"(?:^|(?<=\n)):([0-9]{2}[A-Z]?|NS):", body)]
+    if not starts or starts[0].start() != 0:
+        return None
+    out = []
+    for i, m in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(body)
+        value = body[m.end() : end]
+        eol = "\r\n" if value.endswith("\r\n") else "\n" if value.endswith("\n") else ""
+        out.append((m.group(1), value[: len(value) - len(eol)], eol))
+    return out
+
+
+_BODY_PIECES = st.sampled_from([":20:", ":23B:", ":50K:", ":NS:", ":7:", "\r\n", "\n", "\r", "REF", "/", "-", ":", " "])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_BODY_PIECES, min_size=1, max_size=30).map("".join))
+def test_block4_split_matches_the_definition(body: str) -> None:
+    from qenex.payments.swift import model
+
+    expected = _reference_split(body)
+    if expected is None:
+        with pytest.raises(PaymentFormatError):
+            model._split_fields(body, body, 0)
+        return
+    got = model._split_fields(body, body, 0)
+    assert [(f.tag, f.value, f.eol) for f in got] == expected
+    assert "".join(f":{f.tag}:{f.value}{f.eol}" for f in got) == body  # byte-faithful

@@ -159,21 +159,11 @@ class Message:
     @property
     def sender_bic(self) -> str | None:
         """The sender's BIC (8 or 11): from block 1 on an input message, from the MIR of an output."""
-        b1, b2 = self.block("1"), self.block("2")
-        if b2 is not None and b2.raw.startswith("O") and len(b2.raw) >= 36:
-            return _bic_of_lt(b2.raw[14:26])
-        if b1 is not None and len(b1.raw) >= 15:
-            return _bic_of_lt(b1.raw[3:15])
-        return None
+        return addresses(self.block("1"), self.block("2"))[0]
 
     @property
     def receiver_bic(self) -> str | None:
-        b1, b2 = self.block("1"), self.block("2")
-        if b2 is not None and b2.raw.startswith("I") and len(b2.raw) >= 16:
-            return _bic_of_lt(b2.raw[4:16])
-        if b2 is not None and b2.raw.startswith("O") and b1 is not None and len(b1.raw) >= 15:
-            return _bic_of_lt(b1.raw[3:15])
-        return None
+        return addresses(self.block("1"), self.block("2"))[1]
 
     # ---- rendering ------------------------------------------------------------------------------
     def to_string(self) -> str:
@@ -200,6 +190,20 @@ class MessageBatch:
 
     def __iter__(self) -> Iterator[Message]:
         return iter(self.messages)
+
+
+def addresses(b1: Block | None, b2: Block | None) -> tuple[str | None, str | None]:
+    """(sender BIC, receiver BIC) from blocks 1 and 2. Input message: the sender is block 1's
+    logical terminal, the receiver block 2's; output message: the sender is in the MIR of block 2,
+    the receiver is block 1's terminal."""
+    raw1 = b1.raw if b1 is not None else ""
+    raw2 = b2.raw if b2 is not None else ""
+    has_lt1 = len(raw1) >= 15
+    if raw2.startswith("O"):
+        sender = _bic_of_lt(raw2[14:26]) if len(raw2) >= 36 else _bic_of_lt(raw1[3:15]) if has_lt1 else None
+        return sender, _bic_of_lt(raw1[3:15]) if has_lt1 else None
+    sender = _bic_of_lt(raw1[3:15]) if has_lt1 else None
+    return sender, _bic_of_lt(raw2[4:16]) if raw2.startswith("I") and len(raw2) >= 16 else None
 
 
 def _bic_of_lt(lt: str) -> str:
@@ -308,7 +312,7 @@ def _read_text_block(text: str, body_start: int) -> tuple[Block, int]:
     end = -1
     for marker in ("\n-}", "-}"):
         found = text.find(marker, body_start)
-        if found >= 0 and "{1:" not in text[body_start:found]:
+        if found >= 0 and text.find("{1:", body_start, found) < 0:
             end = found + len(marker) - 1
             break
     if end < 0:
@@ -324,35 +328,40 @@ def _read_text_block(text: str, body_start: int) -> tuple[Block, int]:
 
 
 # A field starts after a line break with ":tag:". The pattern begins with a literal, so the scan
-# jumps from line break to line break in C.
-# A field starts after a line break with ":tag:". The pattern begins with a literal, so the scan
-# jumps from line break to line break in C.
+# jumps from line break to line break in C; split() returns tags and values in one call.
 _FIELD_TAGS = re.compile(r"\n:([0-9]{2}[A-Z]?|NS):")
 
 
 def _split_fields(body: str, text: str, offset: int) -> list[Field]:
-    """Fields start at the beginning and at every ``:tag:`` right after a line break (one C-level scan)."""
+    """Fields start at the beginning and at every ``:tag:`` right after a line break (one C-level split).
+
+    split() gives ["", tag, value, tag, value, ...]; every value but the last lost its final "\n" to
+    the next separator, so its line end is "\r\n" when it still ends in "\r", else "\n"."""
     if not body:
         return []
-    marks = list(_FIELD_TAGS.finditer("\n" + body))  # positions are shifted by the added "\n"
-    if not marks or marks[0].start() != 0:
+    parts = _FIELD_TAGS.split("\n" + body)
+    if len(parts) < 3 or parts[0]:
         raise PaymentFormatError(
             "block 4 must start with a ':tag:' field", location=_where(text, offset), code="mt_syntax"
         )
-    if len(marks) > FIELDS_PER_MESSAGE_MAX:
+    if len(parts) // 2 > FIELDS_PER_MESSAGE_MAX:
         raise PaymentFormatError("too many fields in block 4", code="mt_too_large")
     fields: list[Field] = []
     append = fields.append
-    last = len(marks) - 1
-    for i, m in enumerate(marks):
-        # Each value keeps its line break: it ends where the next mark's "\n" is (body index + 1).
-        value = body[m.end() - 1 : marks[i + 1].start() if i < last else len(body)]
-        if value[-2:] == "\r\n":
-            append(Field(m.group(1), value[:-2], "\r\n"))
-        elif value[-1:] == "\n":
-            append(Field(m.group(1), value[:-1], "\n"))
+    last = len(parts) - 2
+    for i in range(1, last, 2):
+        value = parts[i + 1]
+        if value[-1:] == "\r":
+            append(Field(parts[i], value[:-1], "\r\n"))
         else:
-            append(Field(m.group(1), value, ""))
+            append(Field(parts[i], value, "\n"))
+    value = parts[-1]
+    if value[-2:] == "\r\n":
+        append(Field(parts[last], value[:-2], "\r\n"))
+    elif value[-1:] == "\n":
+        append(Field(parts[last], value[:-1], "\n"))
+    else:
+        append(Field(parts[last], value, ""))
     return fields
 
 

@@ -206,8 +206,11 @@ def _index(fields: list[Field]) -> dict[str, int]:
     """First position of each tag and of each field number ("50" for 50K)."""
     out: dict[str, int] = {}
     for i, f in enumerate(fields):
-        out.setdefault(f.tag, i)
-        out.setdefault(f.number, i)
+        tag = f.tag
+        if tag not in out:
+            out[tag] = i
+        if tag[:2] not in out:  # Field.number, inlined: this runs for every field of every message
+            out[tag[:2]] = i
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 from qenex.payments.common import PaymentFormatError, ValidationReport
 from qenex.payments.swift import fields as fmt
 from qenex.payments.swift import rules, schemas
-from qenex.payments.swift.model import Field, Message, MessageBatch, decode, parse_text
+from qenex.payments.swift.model import Block, Field, Message, MessageBatch, addresses, decode, parse_text
 from qenex.payments.swift.values import date_of
 
 _B1 = re.compile(r"(?P<app>[FAL])(?P<service>01|03|21)(?P<lt>[A-Z0-9]{12})(?P<session>[0-9]{4})(?P<isn>[0-9]{6})\Z")
@@ -47,6 +47,7 @@ UETR_REQUIRED_TYPES: Final = frozenset({"103", "202", "205"})
 RELAXATIONS: Final = {
     "allow_missing_uetr": "accept MT103/202/205 without the UETR (block 3 field 121), e.g. pre-2018 archives",
 }
+_BAD_CONTINUATION: Final = re.compile(r"\n[-:]")  # a value line after the first starting with '-' or ':'
 _BLOCK_ORDER: Final = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5, "S": 6}
 
 
@@ -72,7 +73,7 @@ def validate(data: str | bytes | Message | MessageBatch, **options: Any) -> Vali
         except PaymentFormatError as exc:
             report.add(exc.code, exc.message, exc.location)
             return report
-    unknown = set(options) - set(RELAXATIONS)
+    unknown = [name for name in options if name not in RELAXATIONS]
     if unknown:
         report.add("mt_option", f"unknown validation option(s): {', '.join(sorted(unknown))}", "options")
         return report
@@ -98,9 +99,15 @@ def _validate_one(
     if msg.bare:
         return _validate_bare(msg, report)
     mt = msg.message_type
-    kind = _kind(msg, mt)
-    service = _check_headers(msg, report, where, mt, require_uetr)
-    b4 = msg.block("4")
+    blocks: dict[str, Block] = {}
+    for block in msg.blocks:  # the first block of each name, as Message.block() finds it
+        blocks.setdefault(block.name, block)
+    b4 = blocks.get("4")
+    fields = b4.fields if b4 is not None and b4.fields is not None else []
+    b3 = blocks.get("3")
+    flag = b3.get("119") if b3 is not None else None
+    kind = _kind(mt, flag, fields)
+    service = _check_headers(msg, blocks, report, where, mt, require_uetr)
     if b4 is not None and b4.fields is not None:
         if b4.tail != "-":
             report.add("mt_block4_end", "block 4 must end with a line '-' before '}'", f"{where}block 4")
@@ -108,19 +115,20 @@ def _validate_one(
             report.add("mt_block4_start", "block 4 must start with a line break after '{4:'", f"{where}block 4")
         elif b4.lead == "\n":
             report.add("mt_line_ends", "block 4 uses LF line ends; FIN transmits CrLf", f"{where}block 4", "warning")
-        _check_fields(b4.fields, report, kind, where, mt, msg.sender_bic, msg.receiver_bic, _block4_line(msg, before))
-        _check_validation_flag(msg, report, where, mt)
+        sender, receiver = addresses(blocks.get("1"), blocks.get("2"))
+        _check_fields(b4.fields, report, kind, where, mt, sender, receiver, _block4_line(msg, before))
+        _check_validation_flag(flag, fields, report, where, mt)
     elif b4 is None and service in ("01", ""):
         report.add("mt_block_missing", "block 4 (text) is missing", f"{where}message")
     return _type_name(kind, mt, service)
 
 
-def _check_validation_flag(msg: Message, report: ValidationReport, where: str, mt: str) -> None:
+def _check_validation_flag(
+    flag: str | None, fields: list[Field], report: ValidationReport, where: str, mt: str
+) -> None:
     """Block 3 field 119 and the fields it governs: REMIT carries 77T (and then no 70); COV marks an
     MT202 with the underlying customer transfer in sequence B."""
-    b3 = msg.block("3")
-    flag = b3.get("119") if b3 is not None else None
-    tags = {f.tag for f in msg.fields}
+    tags = {f.tag for f in fields}
     location = f"{where}block 3 {{119:}}"
     if mt == "103":
         if "77T" in tags and flag != "REMIT":
@@ -132,7 +140,7 @@ def _check_validation_flag(msg: Message, report: ValidationReport, where: str, m
         if flag not in (None, "STP", "REMIT"):
             report.add("mt_validation_flag", f"validation flag {flag} is not defined for MT103", location)
     elif mt == "202":
-        has_seq_b = any(f.number in ("50", "59") for f in msg.fields)
+        has_seq_b = any(f.tag[:2] in ("50", "59") for f in fields)
         if has_seq_b and flag != "COV":
             report.add("mt_validation_flag", "an MT202 with sequence B (50a/59a) must carry {119:COV}", location)
         if flag == "COV" and not has_seq_b:
@@ -151,16 +159,19 @@ def _type_name(kind: str, mt: str, service: str) -> str:
     return f"MT{mt}" if mt else "MT"
 
 
-def _kind(msg: Message, mt: str) -> str:
-    if mt == "103" and msg.is_stp:
+def _kind(mt: str, flag: str | None, fields: list[Field]) -> str:
+    """The structure to check: block 3 {119:} (the flag) selects MT103 STP and MT202 COV."""
+    if mt == "103" and flag == "STP":
         return "103STP"
-    if mt == "202" and (msg.is_cov or any(f.number in ("50", "59") for f in msg.fields)):
+    if mt == "202" and (flag == "COV" or any(f.tag[:2] in ("50", "59") for f in fields)):
         return "202COV"
     return mt
 
 
 # ---- blocks 1, 2, 3, 5 --------------------------------------------------------------------------
-def _check_headers(msg: Message, report: ValidationReport, where: str, mt: str, require_uetr: bool) -> str:
+def _check_headers(
+    msg: Message, blocks: dict[str, Block], report: ValidationReport, where: str, mt: str, require_uetr: bool
+) -> str:
     last = 0
     for block in msg.blocks:
         order = _BLOCK_ORDER.get(block.name)
@@ -174,7 +185,7 @@ def _check_headers(msg: Message, report: ValidationReport, where: str, mt: str, 
             last = order
         if not block.closed:
             report.add("mt_block_unclosed", f"block {block.name} is not closed by '}}'", f"{where}block {block.name}")
-    b1 = msg.block("1")
+    b1 = blocks.get("1")
     service = ""
     if b1 is None:
         report.add("mt_block_missing", "block 1 (basic header) is missing", f"{where}block 1")
@@ -191,9 +202,9 @@ def _check_headers(msg: Message, report: ValidationReport, where: str, mt: str, 
             _check_lt(m1["lt"], report, f"{where}block 1")
     if service == "21":  # an ACK/NAK service message carries {177:}{451:} and no block 2
         return service
-    _check_block2(msg, report, where)
-    _check_block3(msg, report, where, mt, require_uetr)
-    _check_block5(msg, report, where)
+    _check_block2(blocks.get("2"), report, where)
+    _check_block3(blocks.get("3"), report, where, mt, require_uetr)
+    _check_block5(blocks.get("5"), report, where)
     return service
 
 
@@ -204,8 +215,7 @@ def _check_lt(lt: str, report: ValidationReport, location: str) -> None:
         report.add("mt_bic", f"logical terminal {lt}: {problem}", location)
 
 
-def _check_block2(msg: Message, report: ValidationReport, where: str) -> None:
-    b2 = msg.block("2")
+def _check_block2(b2: Block | None, report: ValidationReport, where: str) -> None:
     if b2 is None:
         report.add("mt_block_missing", "block 2 (application header) is missing", f"{where}block 2")
         return
@@ -237,8 +247,7 @@ def _check_block2(msg: Message, report: ValidationReport, where: str) -> None:
         report.add("mt_block2_format", "block 2 must start with I (input) or O (output)", f"{where}block 2")
 
 
-def _check_block3(msg: Message, report: ValidationReport, where: str, mt: str, require_uetr: bool) -> None:
-    b3 = msg.block("3")
+def _check_block3(b3: Block | None, report: ValidationReport, where: str, mt: str, require_uetr: bool) -> None:
     subs = b3.subfields if b3 is not None and b3.subfields is not None else []
     if b3 is not None and b3.subfields is None:
         report.add("mt_block3_format", "block 3 must be a list of {tag:value} fields", f"{where}block 3")
@@ -262,8 +271,7 @@ def _check_block3(msg: Message, report: ValidationReport, where: str, mt: str, r
         )
 
 
-def _check_block5(msg: Message, report: ValidationReport, where: str) -> None:
-    b5 = msg.block("5")
+def _check_block5(b5: Block | None, report: ValidationReport, where: str) -> None:
     if b5 is None:
         return
     if b5.subfields is None:
@@ -290,8 +298,9 @@ def _check_fields(
 ) -> None:
     structure = schemas.STRUCTURES.get(kind)
     loc = _locator(fields, where, first_line)
+    known, field_report = structure is not None, None
     for i, f in enumerate(fields):
-        _check_field_format(f, report, loc, i, known=structure is not None)
+        field_report = _check_field_format(f, report, loc, i, known, field_report)
     if structure is None:
         if mt and not fields:
             report.add("mt_empty", "block 4 has no fields", f"{where}block 4")
@@ -350,28 +359,36 @@ def _block4_line(msg: Message, before: Callable[[], int]) -> Callable[[], int]:
     return line
 
 
-class _Sink:
-    """Collects a field's problems without a location; the caller locates them only if any."""
+class _FieldReport:
+    """The report as rules.check_field sees it: one per block 4, pointed at the field being checked,
+    so a problem is located (line counting) only when there is one."""
 
-    __slots__ = ("items",)
+    __slots__ = ("report", "loc", "i")
 
-    def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []
+    def __init__(self, report: ValidationReport, loc: Callable[[int], str]) -> None:
+        self.report, self.loc, self.i = report, loc, 0
 
     def add(self, code: str, message: str, location: str = "", severity: str = "error") -> None:
-        self.items.append((code, message))
+        self.report.add(code, message, self.loc(self.i), severity)
 
 
-def _check_field_format(f: Field, report: ValidationReport, loc: Callable[[int], str], i: int, known: bool) -> None:
+def _check_field_format(
+    f: Field,
+    report: ValidationReport,
+    loc: Callable[[int], str],
+    i: int,
+    known: bool,
+    field_report: _FieldReport | None = None,
+) -> _FieldReport | None:
     text = f.text
     compiled = fmt.PATTERNS.get(f.tag)
     ok = None if compiled is None else compiled.match(text) is not None
     if ok is None:
         if known:
-            return  # unknown tags are reported by the structure check
+            return field_report  # unknown tags are reported by the structure check
         if not fmt.is_x_text(text) and not f.tag.startswith("77"):
             report.add("mt_charset", "value uses characters outside the SWIFT X character set", loc(i))
-        return
+        return field_report
     if not ok:
         notation = fmt.FORMATS[f.tag]
         if f.tag != "77T" and not fmt.is_x_text(text):
@@ -380,17 +397,15 @@ def _check_field_format(f: Field, report: ValidationReport, loc: Callable[[int],
             )
         else:
             report.add("mt_field_format", f"value {_show(text)} does not match the format {notation}", loc(i))
-        return
-    if "\n" in text:
-        for line in text.split("\n")[1:]:
-            if line.startswith(("-", ":")):
-                report.add("mt_field_line", "a continuation line must not start with '-' or ':'", loc(i))
-                break
+        return field_report
+    if "\n" in text and _BAD_CONTINUATION.search(text) is not None:
+        report.add("mt_field_line", "a continuation line must not start with '-' or ':'", loc(i))
     if f.tag in rules.CHECKED_TAGS:
-        sink = _Sink()
-        rules.check_field(f, sink, "")  # type: ignore[arg-type]  # duck-typed report
-        for code, message in sink.items:
-            report.add(code, message, loc(i))
+        if field_report is None:
+            field_report = _FieldReport(report, loc)
+        field_report.i = i
+        rules.check_field(f, field_report, "")  # type: ignore[arg-type]  # duck-typed report
+    return field_report
 
 
 def _show(text: str) -> str:

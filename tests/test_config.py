@@ -86,3 +86,30 @@ def test_secrets_never_in_repr():
     s = load_settings(SEED_CONFIG, environ={"QENEX_JWT_SECRET": "super-secret-value-123"})
     assert "super-secret-value-123" not in repr(s)
     assert "your_secure_password" not in repr(s)
+
+
+def test_development_secrets_are_generated_once_and_private(tmp_path):
+    import os
+    import stat
+
+    from qenex.config import with_development_secrets
+
+    s = load_settings({"data_dir": str(tmp_path)}, environ={})
+    first = with_development_secrets(s)
+    key = first.security.jwt_secret.get_secret_value()
+    assert len(key) >= 32 and first.security.secret_key.get_secret_value() != key
+    path = tmp_path / "dev-secrets.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = with_development_secrets(load_settings({"data_dir": str(tmp_path)}, environ={}))
+    assert again.security.jwt_secret.get_secret_value() == key
+    explicit = with_development_secrets(load_settings({"data_dir": str(tmp_path)},
+                                                      environ={"QENEX_JWT_SECRET": "x" * 40}))
+    assert explicit.security.jwt_secret.get_secret_value() == "x" * 40
+
+
+def test_production_never_gets_generated_secrets(tmp_path):
+    from qenex.config import with_development_secrets
+
+    s = load_settings({"data_dir": str(tmp_path), "env": "production"}, environ={})
+    assert with_development_secrets(s).security.jwt_secret is None
+    assert not (tmp_path / "dev-secrets.json").exists()

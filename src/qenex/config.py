@@ -272,3 +272,39 @@ def load_settings(
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "<root>"
         raise ConfigError(f"config key '{key}': {first['msg']}") from None
+
+
+DEV_SECRETS_FILE = "dev-secrets.json"
+DEV_SECRET_BYTES = 48
+
+
+def with_development_secrets(settings: Settings) -> Settings:
+    """Outside production, fill missing QENEX_SECRET_KEY / QENEX_JWT_SECRET with random per-install values.
+
+    They are generated once into ``<data_dir>/dev-secrets.json`` (mode 0600) so that tokens, operator
+    TOTP seeds and sessions survive restarts of a development server. Production never takes this
+    path: there `require_production_safe` refuses missing or default secrets instead.
+    """
+    sec = settings.security
+    if settings.is_production or (sec.secret_key is not None and sec.jwt_secret is not None):
+        return settings
+    import secrets as _secrets
+
+    path = Path(settings.data_dir) / DEV_SECRETS_FILE
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = _read_config_file(path)
+    changed = False
+    for name in ("secret_key", "jwt_secret"):
+        if not isinstance(stored.get(name), str) or len(stored[name]) < SECRET_MIN_LENGTH_CHARS:
+            stored[name] = _secrets.token_urlsafe(DEV_SECRET_BYTES)
+            changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(stored, fh)
+    update = {
+        name: getattr(sec, name) or SecretStr(stored[name]) for name in ("secret_key", "jwt_secret")
+    }
+    return settings.model_copy(update={"security": sec.model_copy(update=update)})

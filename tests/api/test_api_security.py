@@ -91,6 +91,11 @@ def test_customer_sees_only_its_own(server: ApiServer, api_db_url: str, client: 
     assert deposit.status_code == 403
     foreign = httpx.post(server.url + "/api/v1/accounts", headers=auth(key), json={"owner_id": "cust-2"})
     assert foreign.status_code == 403
+    auditor = make_key(api_db_url, "auditor")
+    denials = get(server, f"/api/v1/audit/events?action=permission.denied&actor=key:{key.split('_')[1]}",
+                  auditor).json()["items"]
+    assert {d["resource"] for d in denials} >= {f"account:{theirs}", "transactions"}
+    assert all(d["outcome"] == "denied" and d["source_ip"] == "127.0.0.1" for d in denials)
 
 
 def test_expired_and_revoked_keys_are_refused(server: ApiServer, api_db_url: str, db: psycopg.Connection[Any]) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from qenex.api.deps import account_dict, audited, context, require, visible_account
+from qenex.api.deps import account_dict, audited, context, record_denial, require, visible_account
 from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES, ApiError
 from qenex.api.schemas import (
@@ -46,6 +46,7 @@ def accounts_router() -> APIRouter:
         Honours ``Idempotency-Key``."""
         ctx = context(request)
         if not rbac.can_see_owner(principal, body.owner_id):
+            await record_denial(request, principal, f"owner:{body.owner_id}", {"reason": "another owner"})
             raise ApiError("forbidden_owner", "a customer credential opens accounts for its own owner id only", 403)
 
         async def run(key: str | None) -> Response:

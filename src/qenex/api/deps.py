@@ -67,6 +67,12 @@ async def audited(request: Request, principal: rbac.Principal, action: str, reso
     return result
 
 
+async def record_denial(request: Request, principal: rbac.Principal, resource: str, details: dict[str, Any]) -> None:
+    """A ``permission.denied`` security event (the API's own object-level refusals)."""
+    await context(request).audit.record(mutation_event(principal.actor, "permission.denied", resource, "denied",
+                                                       client_ip(request), details | {"role": principal.role}))
+
+
 def not_found(kind: str, ident: object) -> ApiError:
     code = {"account": ACCOUNT_NOT_FOUND, "transaction": TRANSACTION_NOT_FOUND}.get(kind, NOT_FOUND)
     return ApiError(code, f"{kind} {str(ident)[:40]} does not exist", 404)

@@ -19,6 +19,7 @@ from qenex.api.deps import (
     context,
     customer_owns,
     not_found,
+    record_denial,
     require,
     transaction_dict,
     visible_transaction,
@@ -39,6 +40,7 @@ from qenex.kernel.errors import INVALID_REQUEST, LedgerError
 from qenex.kernel.money import format_minor, to_minor
 from qenex.security import rbac
 from qenex.security.errors import FORBIDDEN, SecurityError
+from qenex.security.fastapi_deps import client_ip
 
 # What a customer may initiate: moving its own money. Deposits, fees, adjustments, reversals
 # and the like are staff operations.
@@ -71,18 +73,23 @@ def _item(tx: TransactionIn, key: str | None) -> dict[str, Any]:
     return item
 
 
-async def _authorize_items(ctx: ApiContext, principal: rbac.Principal, items: Sequence[TransactionIn]) -> None:
-    """Customers move only their own money; reversals and adjustments need transactions:manage."""
+async def _authorize_items(request: Request, principal: rbac.Principal, items: Sequence[TransactionIn]) -> None:
+    """Customers move only their own money; reversals and adjustments need transactions:manage.
+    Every refusal is a ``permission.denied`` security event in the audit trail."""
+    ctx = context(request)
     types = {tx.type for tx in items}
     if types & MANAGE_TYPES and not principal.has_scope(rbac.TRANSACTIONS_MANAGE):
         await run_in_threadpool(ctx.security.authorize, principal, rbac.TRANSACTIONS_MANAGE,
+                                source_ip=client_ip(request),
                                 resource="transactions " + ",".join(sorted(types & MANAGE_TYPES)))
     if rbac.owner_filter(principal) is None:
         return
     if not types <= CUSTOMER_TYPES:
+        await record_denial(request, principal, "transactions", {"types": sorted(types - CUSTOMER_TYPES)})
         raise SecurityError(FORBIDDEN, "a customer credential may only make TRANSFER and PAYMENT transactions")
     for source in sorted({tx.from_account for tx in items if tx.from_account is not None}):
         if not await customer_owns(ctx, principal, source):
+            await record_denial(request, principal, f"account:{source}", {"reason": "not the customer's account"})
             raise not_found("account", source)
     if any(tx.from_account is None for tx in items):
         raise LedgerError(INVALID_REQUEST, "from_account is required")
@@ -151,7 +158,7 @@ def transactions_router() -> APIRouter:
         """Process one transaction (the seed's body, plus ``metadata`` and ``pending``).
         Honours ``Idempotency-Key``."""
         ctx = context(request)
-        await _authorize_items(ctx, principal, [body])
+        await _authorize_items(request, principal, [body])
 
         async def run(key: str | None) -> Response:
             item = _item(body, key or _own_key(principal, body.idempotency_key))
@@ -178,7 +185,7 @@ def transactions_router() -> APIRouter:
         """Up to 8,000 transactions in one call; one result per item, in order. Items are
         independent unless ``linked`` (a linked chain succeeds or fails as one)."""
         ctx = context(request)
-        await _authorize_items(ctx, principal, body.items)
+        await _authorize_items(request, principal, body.items)
 
         async def run(key: str | None) -> Response:
             items = [_item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key))

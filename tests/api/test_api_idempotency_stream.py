@@ -154,3 +154,17 @@ def test_stream_fans_out_through_redis_across_processes(redis_pair: tuple[ApiSer
         assert sum(1 for e in published if e["transaction_id"] == tx) == 2  # through Redis, once
     bus.close()
     http.close()
+
+
+def test_stream_survives_the_loss_of_either_process(redis_pair: tuple[ApiServer, ApiServer], admin_key: str) -> None:
+    """Whichever process held the Redis lease, after one process dies the other keeps (or takes
+    over) following the journal, so its subscribers still get every new event."""
+    one, two = redis_pair
+    one.stop()
+    http = httpx.Client(base_url=two.url, headers=auth(admin_key), timeout=30)
+    a, b = open_account(http, "failover-a", "10.00"), open_account(http, "failover-b", None)
+    with connect(ws_url(two), additional_headers=auth(admin_key), open_timeout=WS_TIMEOUT_S) as ws:
+        tx = http.post("/api/v1/transactions", json=transfer(a, b)).json()["id"]
+        events = receive_events(ws, 2, {tx})  # within the lease expiry (5 s) plus the receive timeout
+        assert [e["event"] for e in events] == ["transaction.created", "transaction.completed"]
+    http.close()

@@ -114,5 +114,5 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 # OpenAPI helpers: what each kind of route can answer besides its success.
-READ_RESPONSES = problem_responses(401, 403, 404, 422, 429)
+READ_RESPONSES = problem_responses(400, 401, 403, 404, 422, 429)
 WRITE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 413, 422, 429)

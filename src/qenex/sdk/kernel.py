@@ -231,7 +231,7 @@ class FinancialKernel:
         )
         await pool.open(wait=True)
         self._pool = pool
-        self._writer_conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+        self._writer_conn = await self._connect_writer()
         self._writer_task = asyncio.create_task(self._writer_loop(), name="qenex-ledger-writer")
         self._sweeper_task = asyncio.create_task(self._sweeper_loop(), name="qenex-ledger-sweeper")
 
@@ -300,7 +300,12 @@ class FinancialKernel:
     async def _writer_connection(self) -> AConn:
         conn = self._writer_conn
         if conn is None or conn.closed or conn.broken:
-            conn = self._writer_conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            conn = self._writer_conn = await self._connect_writer()
+        return conn
+
+    async def _connect_writer(self) -> AConn:
+        conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        await S.configure_writer(conn)
         return conn
 
     async def _execute(self, jobs: list[_Job]) -> None:

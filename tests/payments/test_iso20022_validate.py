@@ -381,3 +381,47 @@ def test_camt_entries_match_genkgo_expected_parses(shared_dir: Path):
             assert ours == expected, expected_file.name
         compared += 1
     assert compared >= 20
+
+
+# -- the rules' element reads give what lxml's find()/findall() give ---------------------------
+_NS = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
+_TAGS = ("A", "B", "C")
+
+
+def _tree_strategy():
+    leaf = st.sampled_from(_TAGS).map(lambda t: (t, []))
+    return st.recursive(leaf, lambda kids: st.tuples(st.sampled_from(_TAGS), st.lists(kids, max_size=4)), max_leaves=25)
+
+
+def _build(spec, ns: str):
+    from lxml import etree
+
+    tag, kids = spec
+    el = etree.Element(f"{{{ns}}}{tag}" if ns else tag)
+    for i, kid in enumerate(kids):
+        if i == 1:
+            el.append(etree.Comment("a comment between elements"))
+        el.append(_build(kid, ns))
+    return el
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    spec=_tree_strategy(),
+    path=st.lists(st.sampled_from(_TAGS), min_size=1, max_size=3).map("/".join),
+    ns=st.sampled_from([_NS, ""]),
+)
+def test_rule_reads_match_lxml_find(spec, path: str, ns: str) -> None:
+    from qenex.payments.iso20022 import model, rules
+
+    root = _build(("Document", [spec]), ns)
+    clark = "/".join(f"{{{ns}}}{p}" if ns else p for p in path.split("/"))
+    msg = type("M", (), {"namespace": ns})()
+    tree, reader = rules._Tree(msg), model._Reader(ns)  # type: ignore[arg-type]
+    for el in [root, *root.iter()]:
+        if not isinstance(el.tag, str):
+            continue
+        assert tree.f(el, path) is el.find(clark)
+        assert tree.all(el, path) == el.findall(clark)
+        assert reader.f(el, path) is el.find(clark)
+        assert reader.all(el, path) == el.findall(clark)

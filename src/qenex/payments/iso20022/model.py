@@ -43,6 +43,7 @@ def _dec(text: str | None) -> Decimal | None:
 # Paths are literals from this package, so the cache stays small; the cap is a safety net.
 _PATH_CACHE_MAX: Final = 4096
 _CLARK_PATHS: dict[tuple[str, str], str] = {}
+_NAME = re.compile(r"[A-Za-z0-9_]+\Z")  # a plain element name: no ElementPath syntax ("*", "..", "[")
 
 
 class _Reader:
@@ -68,15 +69,26 @@ class _Reader:
                 _CLARK_PATHS[key] = cached
         return cached
 
+    # A one-name path ("XchgRate") is looked up with iterchildren(tag), which matches in C; find()
+    # runs lxml's ElementPath engine, written in Python, and costs about half as much again.
+    # Longer paths stay with find(): walking them step by step in Python is no faster.
     def f(self, el: etree._Element | None, path: str) -> etree._Element | None:
         if el is None:
             return None
-        return el.find(self._path(path))
+        clark = self._path(path)
+        if "/" in path or not _NAME.match(path):
+            return el.find(clark)
+        for child in el.iterchildren(clark):
+            return child
+        return None
 
     def all(self, el: etree._Element | None, path: str) -> list[etree._Element]:
         if el is None:
             return []
-        return list(el.findall(self._path(path)))
+        clark = self._path(path)
+        if "/" in path or not _NAME.match(path):
+            return list(el.findall(clark))
+        return list(el.iterchildren(clark))
 
     def t(self, el: etree._Element | None, *paths: str) -> str | None:
         for path in paths:

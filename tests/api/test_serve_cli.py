@@ -149,3 +149,37 @@ def test_metrics_on_their_own_port(own_db: str, tmp_path: Path) -> None:
         assert "qenex_active_connections" in body and "qenex_memory_usage_bytes" in body
     finally:
         srv.stop()
+
+
+def test_database_outage_gives_503_then_recovers(own_db: str, pg_admin_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    from .conftest import make_key, start_server
+
+    srv = start_server(own_db, tmp_path)
+    key = make_key(own_db, "admin")
+    name = psycopg.conninfo.conninfo_to_dict(own_db)["dbname"]
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"owner_id": "outage", "initial_balance": "1.00"}
+    try:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        ready = httpx.get(srv.url + "/ready", timeout=10)
+        assert ready.status_code == 503 and ready.json()["database"] is False
+        down = httpx.post(srv.url + "/api/v1/accounts", json=body, headers=headers, timeout=30)
+        assert down.status_code == 503, down.text
+        assert down.json()["code"] == "database_unavailable" and down.headers["retry-after"] == "1"
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        deadline = time.monotonic() + 20
+        while True:
+            up = httpx.post(srv.url + "/api/v1/accounts", json=body, headers=headers, timeout=30)
+            if up.status_code == 201:
+                break
+            assert up.status_code == 503 and time.monotonic() < deadline, up.text
+            time.sleep(0.5)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        srv.stop()

@@ -11,9 +11,11 @@ import json
 import logging
 from typing import Any, Final
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qenex.errors import QenexError
@@ -33,6 +35,8 @@ METHOD_NOT_ALLOWED: Final = "method_not_allowed"
 UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"
 IDEMPOTENCY_CONFLICT: Final = "idempotency_conflict"
 INTERNAL_ERROR: Final = "internal_error"
+DATABASE_UNAVAILABLE: Final = "database_unavailable"
+RETRY_AFTER_UNAVAILABLE_S: Final = 1
 
 
 class ApiError(QenexError):
@@ -97,6 +101,14 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
                             headers=dict(exc.headers) if exc.headers else None)
 
 
+def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The database went away or every connection is busy: the client may retry (with its
+    # Idempotency-Key, a retried write applies at most once).
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+    return problem_response(503, DATABASE_UNAVAILABLE, "the database is unavailable; retry shortly",
+                            instance=request.url.path, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A bug: log it (the formatter redacts), answer without any internal detail.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -110,6 +122,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QenexError, _qenex_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(psycopg.OperationalError, _unavailable)
+    app.add_exception_handler(PoolTimeout, _unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

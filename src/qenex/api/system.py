@@ -7,7 +7,7 @@ import time
 from typing import Final
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from qenex import __version__
 from qenex.api.deps import context, require
@@ -48,8 +48,11 @@ def system_router() -> APIRouter:
         return JSONResponse({"status": "ready" if ok else "not_ready", "database": reachable,
                              "migrations_current": reachable and pending == 0}, status_code=200 if ok else 503)
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get("/metrics", response_class=PlainTextResponse,
+                responses={200: {"description": "Prometheus text exposition",
+                                 "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
+        """Prometheus metrics (``metrics.port`` serves them on a port of their own as well)."""
         body, content_type = render_metrics()
         return Response(body, media_type=content_type)
 

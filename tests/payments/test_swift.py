@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qenex.payments import SWIFTProtocol, swift
@@ -717,3 +717,81 @@ def test_block4_split_matches_the_definition(body: str) -> None:
     got = model._split_fields(body, body, 0)
     assert [(f.tag, f.value, f.eol) for f in got] == expected
     assert "".join(f":{f.tag}:{f.value}{f.eol}" for f in got) == body  # byte-faithful
+
+
+# -- the one-message fast path builds exactly what the general block reader builds ---------------
+def _both_ways(text: str):
+    from qenex.payments.swift import model
+
+    def run():
+        try:
+            return model.parse_text(text)
+        except PaymentFormatError as exc:
+            return ("error", exc.code, exc.message, exc.location)
+
+    fast = run()
+    model.FAST_PATH_ENABLED = False
+    try:
+        general = run()
+    finally:
+        model.FAST_PATH_ENABLED = True
+    return fast, general
+
+
+_FIN_PIECES = st.sampled_from(
+    [
+        "{1:F01BANKBEBBAXXX0000000000}",
+        "{2:I103BANKDEFFXXXXN}",
+        "{3:{108:REF}{121:eb6305c9-1f7f-49de-aed0-16487c27b42d}}",
+        "{4:\r\n",
+        "{4:\n",
+        "{4:",
+        ":20:REF\r\n",
+        ":32A:240115EUR1,\n",
+        ":59:/X\r\nNAME\r\n",
+        "-}",
+        "\r\n-}",
+        "{5:{CHK:123456789ABC}}",
+        "{5:{CHK:\n-}}",
+        "{5:}",
+        "\r\n",
+        " ",
+        "$",
+        "{",
+        "}",
+        "-",
+        "{1:",
+        "{S:{SAC:}}",
+    ]
+)
+
+
+_B12 = "{1:F01BANKBEBBAXXX0000000000}{2:I103BANKDEFFXXXXN}"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_FIN_PIECES, min_size=1, max_size=12).map("".join))
+@example(_B12 + "{4:-}{5:{CHK:\n-}}")  # the general reader ends block 4 at a "\n-}" in block 5
+@example(_B12 + "{4:\r\n:20:REF-}{5:{CHK:\n-}}\r\n")
+@example(_B12 + "{4:\r\n:20:REF\r\n-}{5:{CHK:\n-}}")
+@example(_B12 + "{4:\r\n:20:REF\r\n-} $")
+@example(" " + _B12 + "{4:\r\n:20:REF\r\n-}")
+def test_fin_fast_path_equals_general_reader(text: str) -> None:
+    fast, general = _both_ways(text)
+    assert fast == general
+
+
+def test_fin_fast_path_equals_general_reader_on_real_messages(shared_dir) -> None:
+    from pathlib import Path
+
+    paths = sorted(Path(__file__).parent.glob("fixtures/**/*.fin"))
+    paths += sorted((shared_dir / "payments" / "dev" / "mt").rglob("*.fin"))
+    compared = 0
+    for path in paths:
+        text = path.read_bytes().decode("latin-1")
+        if not text.lstrip().startswith("{"):
+            continue
+        fast, general = _both_ways(text)
+        assert fast == general, path
+        compared += 1
+    assert compared >= 20

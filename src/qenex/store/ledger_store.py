@@ -127,21 +127,27 @@ def _read_sql(keys: bool, lookups: bool) -> str:
 
 # The write statement's per-row values travel as few arrays as possible (each array parameter
 # costs the client tens of microseconds to adapt, which dominated single-transfer calls): the
-# journal's integers flattened 8 per row (ref_tx 0 = NULL; ids start at 1), its text columns
-# 4 per row, its hashes; the accounts' ids and their four balances flattened.
+# journal's integers flattened 8 per row (ref_tx 0 = NULL; ids start at 1) and read by subscript,
+# which is O(1) in an integer array without NULLs; its text columns and hashes by unnest (a
+# subscript into a text array walks it, which would make the statement quadratic); the
+# accounts' four balances flattened likewise. OFFSET 0 makes each flattened array a value
+# computed once: psycopg may send int2[]/int4[], and a cast repeated at every subscript is
+# quadratic too.
 _SQL_WRITE_JOURNAL = """
 j AS (INSERT INTO ledger_journal (seq, tx_id, leg, kind, tx_type, debit_account, credit_account, amount_minor,
         currency, ref_tx, fx_rate, metadata, created_at, hash)
-      SELECT p.n[o + 1], p.n[o + 2], p.n[o + 3], p.n[o + 4], p.t[q + 1], p.n[o + 5], p.n[o + 6], p.n[o + 7],
-             p.t[q + 2], NULLIF(p.n[o + 8], 0), p.t[q + 3]::numeric, p.t[q + 4], %(ts)b, u.h
-      FROM (SELECT %(j_int)b::bigint[] AS n, %(j_txt)b::text[] AS t) AS p,
-           unnest(%(j_hash)b::bytea[]) WITH ORDINALITY AS u(h, k),
-           LATERAL (SELECT (u.k::int - 1) * 8 AS o, (u.k::int - 1) * 4 AS q) AS x)"""
+      SELECT p.n[o + 1], p.n[o + 2], p.n[o + 3], p.n[o + 4], u.ty, p.n[o + 5], p.n[o + 6], p.n[o + 7],
+             u.cu, NULLIF(p.n[o + 8], 0), u.fx::numeric, u.m, %(ts)b, u.h
+      FROM (SELECT %(j_int)b::bigint[] AS n OFFSET 0) AS p,
+           unnest(%(j_type)b::text[], %(j_cur)b::text[], %(j_fx)b::text[], %(j_meta)b::text[], %(j_hash)b::bytea[])
+             WITH ORDINALITY AS u(ty, cu, fx, m, h, k),
+           LATERAL (SELECT (u.k::int - 1) * 8 AS o) AS x)"""
 _SQL_WRITE_ACCOUNTS_HEAD = """
 a AS (UPDATE ledger_accounts AS x SET debits_posted = v.b[v.o + 1], credits_posted = v.b[v.o + 2],
         debits_pending = v.b[v.o + 3], credits_pending = v.b[v.o + 4]
-      FROM (SELECT w.id, (w.k::int - 1) * 4 AS o, %(a_bal)b::bigint[] AS b
-            FROM unnest(%(a_id)b::bigint[]) WITH ORDINALITY AS w(id, k)) AS v
+      FROM (SELECT w.id, (w.k::int - 1) * 4 AS o, bal.b
+            FROM (SELECT %(a_bal)b::bigint[] AS b OFFSET 0) AS bal,
+                 unnest(%(a_id)b::bigint[]) WITH ORDINALITY AS w(id, k)) AS v
       WHERE x.id = v.id),
 h AS (UPDATE ledger_head SET last_seq = %(head_seq)b, last_hash = %(head_hash)b WHERE id = 1)"""
 _SQL_WRITE_IDEM = """,
@@ -326,7 +332,8 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
             # int(kind): an IntEnum among ints would make psycopg pick the int2 dumper for the whole array.
             "j_int": [v for r in journal for v in (r[0], r[1], r[2], int(r[3]), r[5], r[6], r[7],
                                                    0 if r[9] is None else r[9])],
-            "j_txt": [v for r in journal for v in (r[4], r[8], r[10], r[11])],
+            "j_type": [r[4] for r in journal], "j_cur": [r[8] for r in journal],
+            "j_fx": [r[10] for r in journal], "j_meta": [r[11] for r in journal],
         })
         sql = "WITH" + _SQL_WRITE_JOURNAL + "," + _SQL_WRITE_ACCOUNTS_HEAD
     if len(plan.idempotency_inserts) >= COPY_ROWS_MIN:

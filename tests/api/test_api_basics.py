@@ -127,7 +127,24 @@ def test_batch_gives_one_result_per_item(client: httpx.Client) -> None:
     assert (body["succeeded"], body["failed"]) == (2, 2)
     assert client.get(f"/api/v1/accounts/{a}/balance").json()["posted"] == "2.00"
     too_many = client.post("/api/v1/transactions/batch", json={"items": [items[0]] * 8001})
-    assert too_many.status_code == 422
+    assert too_many.status_code == 422 and too_many.json()["code"] == "invalid_request"
+    for bad_body in ({"items": []}, {"items": {}}, {"items": [], "extra": 1}, [1, 2]):
+        assert client.post("/api/v1/transactions/batch", json=bad_body).status_code == 422
+
+
+def test_batch_item_that_breaks_the_schema_fails_alone(client: httpx.Client) -> None:
+    a = open_account(client, "batch-schema-a", "10.00")
+    b = open_account(client, "batch-schema-b", None)
+    good = {"type": "TRANSFER", "from_account": a, "to_account": b, "amount": "1.00", "currency": "USD"}
+    items = [good, good | {"amount": 1.5}, "not an object", good,
+             good | {"linked": True}, good | {"amount": "x"}, good]
+    body = client.post("/api/v1/transactions/batch", json={"items": items}).json()
+    results = body["results"]
+    assert [r["ok"] for r in results] == [True, False, False, True, False, False, True]
+    assert results[1]["error"]["code"] == "invalid_request" and "amount" in results[1]["error"]["message"]
+    assert results[4]["error"]["code"] == "linked_event_failed"  # its chain partner broke the schema
+    assert results[5]["error"]["code"] == "invalid_request"
+    assert client.get(f"/api/v1/accounts/{a}/balance").json()["posted"] == "7.00"
 
 
 def test_ledger_rejections_are_problems_with_stable_codes(client: httpx.Client) -> None:

@@ -61,10 +61,6 @@ class TransactionIn(_In):
     idempotency_key: ItemKey | None = Field(default=None, description="Per-item key (batch items).")
 
 
-class BatchIn(_In):
-    items: Annotated[list[TransactionIn], Field(min_length=1, max_length=API_BATCH_ITEMS_MAX)]
-
-
 class PostPendingIn(_In):
     amount: DecimalText | None = Field(default=None, description="Partial amount; the whole hold when absent.")
     metadata: Metadata | None = None

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
 
 from qenex.api.batch_metrics import observe_batch
 from qenex.api.deps import (
@@ -25,10 +26,10 @@ from qenex.api.deps import (
     visible_transaction,
 )
 from qenex.api.idempotency import IdempotencyHeader, idempotent
-from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES
+from qenex.api.problems import MALFORMED_JSON, READ_RESPONSES, WRITE_RESPONSES, ApiError
 from qenex.api.schemas import (
+    API_BATCH_ITEMS_MAX,
     ID_MAX,
-    BatchIn,
     BatchOut,
     PostPendingIn,
     ResolveIn,
@@ -112,6 +113,50 @@ async def _accepted(ctx: ApiContext, body: TransactionIn, tx_id: int, replayed: 
     return {name: full[name] for name in TransactionAccepted.model_fields}
 
 
+_ITEM_ADAPTER: Final = TypeAdapter(TransactionIn)
+# The request body as OpenAPI shows it: the same items as POST /transactions takes.
+_BATCH_OPENAPI: Final[dict[str, Any]] = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["items"], "additionalProperties": False, "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": API_BATCH_ITEMS_MAX,
+                  "items": {"$ref": "#/components/schemas/TransactionIn"}}}}}}}}
+
+
+async def _batch_items(request: Request) -> list[Any]:
+    """The ``items`` list of the body (the body itself is bounded by the size-limit middleware)."""
+    try:
+        payload = json.loads(await request.body())
+    except (ValueError, RecursionError):
+        raise ApiError(MALFORMED_JSON, "the request body is not valid JSON") from None
+    if not isinstance(payload, dict) or set(payload) != {"items"} or not isinstance(payload["items"], list):
+        raise ApiError(INVALID_REQUEST, 'the body must be {"items": [...]} and nothing else', 422)
+    items: list[Any] = payload["items"]
+    if not 1 <= len(items) <= API_BATCH_ITEMS_MAX:
+        raise ApiError(INVALID_REQUEST, f"a batch holds 1 to {API_BATCH_ITEMS_MAX} items", 422)
+    return items
+
+
+def _validate_items(raw: list[Any]) -> tuple[list[TransactionIn | None], dict[int, str]]:
+    """Each item against the item schema; a failing one becomes None with its reason."""
+    parsed: list[TransactionIn | None] = []
+    problems: dict[int, str] = {}
+    for index, value in enumerate(raw):
+        try:
+            parsed.append(_ITEM_ADAPTER.validate_python(value))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))[:80]
+            problems[index] = (f"{where}: " if where else "") + str(first.get("msg", "invalid"))[:200]
+            parsed.append(None)
+    return parsed, problems
+
+
+def _invalid_item(value: Any) -> dict[str, Any]:
+    """What the ledger gets for an item that failed the schema: one it rejects by itself
+    (invalid_request), so a linked chain around it fails as a whole, as for any rejection."""
+    linked = isinstance(value, dict) and value.get("linked") is True
+    return {"type": "INVALID", "linked": linked}
+
+
 def _own_key(principal: rbac.Principal, key: str | None) -> str | None:
     """An item's own idempotency key, namespaced by principal."""
     return None if key is None else f"{principal.actor}|{key}"
@@ -179,17 +224,21 @@ def transactions_router() -> APIRouter:
 
         return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
 
-    @router.post("/batch", response_model=BatchOut, responses=WRITE_RESPONSES)
-    async def create_batch(request: Request, body: BatchIn, idempotency_key: IdempotencyHeader = None,
+    @router.post("/batch", response_model=BatchOut, responses=WRITE_RESPONSES, openapi_extra=_BATCH_OPENAPI)
+    async def create_batch(request: Request, idempotency_key: IdempotencyHeader = None,
                            principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_WRITE))) -> Response:
         """Up to 8,000 transactions in one call; one result per item, in order. Items are
-        independent unless ``linked`` (a linked chain succeeds or fails as one)."""
+        independent unless ``linked`` (a linked chain succeeds or fails as one). An item that
+        does not match the item schema fails alone, with ``invalid_request`` and the reason."""
         ctx = context(request)
-        await _authorize_items(request, principal, body.items)
+        raw = await _batch_items(request)
+        parsed, problems = _validate_items(raw)
+        await _authorize_items(request, principal, [tx for tx in parsed if tx is not None])
 
         async def run(key: str | None) -> Response:
-            items = [_item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key))
-                     for i, tx in enumerate(body.items)]
+            items = [_invalid_item(raw[i]) if tx is None else
+                     _item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key))
+                     for i, tx in enumerate(parsed)]
 
             async def work() -> Any:
                 start = time.perf_counter()
@@ -200,12 +249,14 @@ def transactions_router() -> APIRouter:
             results = await audited(request, principal, "transaction.batch", "transactions", work,
                                     {"items": len(items)})
             out = [{"index": i, "ok": r.ok, "transaction_id": r.transaction_id, "replayed": r.replayed,
-                    "error": _error(r.error)} for i, r in enumerate(results)]
+                    "error": _error(r.error) if i not in problems or r.error is None or r.error.code != INVALID_REQUEST
+                    else {"code": INVALID_REQUEST, "message": problems[i]}} for i, r in enumerate(results)]
             ok = sum(1 for r in results if r.ok)
             return Response(json.dumps({"results": out, "succeeded": ok, "failed": len(out) - ok}),
                             media_type="application/json")
 
-        return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
+        return await idempotent(ctx.pool, request, principal.actor,
+                                lambda: json.dumps(raw, sort_keys=True, separators=(",", ":")), run)
 
     @router.get("/{transaction_id}", response_model=TransactionOut, responses=READ_RESPONSES)
     async def get_transaction(request: Request, transaction_id: TransactionId,

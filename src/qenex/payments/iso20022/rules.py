@@ -3,7 +3,7 @@ plausible dates, currency and decimals. Every issue is located by XPath and line
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Final
@@ -65,6 +65,10 @@ def check_business_rules(msg: Iso20022Message, report: ValidationReport) -> None
     _check_ibans(msg, report)
 
 
+_STEPS_CACHE_MAX: Final = 4096  # (namespace, path) pairs: paths are literals of this module
+_STEPS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
 class _Tree:
     """The reads of one business-rule pass: each element's children are grouped by tag once, so a
     path is a few dict look-ups. lxml's find() runs its ElementPath engine in Python (1-2 us a call)
@@ -86,22 +90,45 @@ class _Tree:
             self._kids[el] = kids
         return kids
 
-    def _below(self, el: etree._Element, steps: list[str]) -> Iterator[etree._Element]:
-        """Every match of the path in document order (findall's order)."""
-        matches = self._children(el).get(self._prefix + steps[0], ())
-        if len(steps) == 1:
-            yield from matches
+    def _steps(self, path: str) -> tuple[str, ...]:
+        key = (self._prefix, path)
+        steps = _STEPS.get(key)
+        if steps is None:
+            steps = tuple(self._prefix + name for name in path.split("/"))
+            if len(_STEPS) < _STEPS_CACHE_MAX:
+                _STEPS[key] = steps
+        return steps
+
+    def _first(self, el: etree._Element, steps: tuple[str, ...], i: int) -> etree._Element | None:
+        """The first match in document order (find()'s answer)."""
+        matches = self._children(el).get(steps[i])
+        if not matches:
+            return None
+        if i == len(steps) - 1:
+            return matches[0]
+        for child in matches:
+            found = self._first(child, steps, i + 1)
+            if found is not None:
+                return found
+        return None
+
+    def _every(self, el: etree._Element, steps: tuple[str, ...], i: int, out: list[etree._Element]) -> None:
+        """Every match in document order (findall()'s answer)."""
+        matches = self._children(el).get(steps[i], ())
+        if i == len(steps) - 1:
+            out.extend(matches)
             return
         for child in matches:
-            yield from self._below(child, steps[1:])
+            self._every(child, steps, i + 1, out)
 
     def f(self, el: etree._Element | None, path: str) -> etree._Element | None:
-        if el is None:
-            return None
-        return next(self._below(el, path.split("/")), None)
+        return None if el is None else self._first(el, self._steps(path), 0)
 
     def all(self, el: etree._Element | None, path: str) -> list[etree._Element]:
-        return [] if el is None else list(self._below(el, path.split("/")))
+        out: list[etree._Element] = []
+        if el is not None:
+            self._every(el, self._steps(path), 0, out)
+        return out
 
     def t(self, el: etree._Element | None, path: str) -> str | None:
         found = self.f(el, path)

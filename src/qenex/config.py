@@ -275,6 +275,11 @@ def load_settings(
 
 
 DEV_SECRETS_FILE = "dev-secrets.json"
+
+
+def _secret_text(value: SecretStr | None) -> str:
+    """An unset and an empty secret (``QENEX_JWT_SECRET=``) are the same: missing."""
+    return value.get_secret_value() if value is not None else ""
 DEV_SECRET_BYTES = 48
 
 
@@ -286,7 +291,9 @@ def with_development_secrets(settings: Settings) -> Settings:
     path: there `require_production_safe` refuses missing or default secrets instead.
     """
     sec = settings.security
-    if settings.is_production or (sec.secret_key is not None and sec.jwt_secret is not None):
+    names = ("secret_key", "jwt_secret")
+    missing = [n for n in names if not _secret_text(getattr(sec, n))]
+    if settings.is_production or not missing:
         return settings
     import secrets as _secrets
 
@@ -295,7 +302,7 @@ def with_development_secrets(settings: Settings) -> Settings:
     if path.exists():
         stored = _read_config_file(path)
     changed = False
-    for name in ("secret_key", "jwt_secret"):
+    for name in names:
         if not isinstance(stored.get(name), str) or len(stored[name]) < SECRET_MIN_LENGTH_CHARS:
             stored[name] = _secrets.token_urlsafe(DEV_SECRET_BYTES)
             changed = True
@@ -304,7 +311,5 @@ def with_development_secrets(settings: Settings) -> Settings:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(stored, fh)
-    update = {
-        name: getattr(sec, name) or SecretStr(stored[name]) for name in ("secret_key", "jwt_secret")
-    }
+    update = {name: SecretStr(stored[name]) for name in missing}
     return settings.model_copy(update={"security": sec.model_copy(update=update)})

@@ -31,7 +31,7 @@ from qenex.api.problems import BODY_TOO_LARGE, install_problem_handlers, problem
 from qenex.api.stream import EventHub, EventSource, OwnerCache, stream_router
 from qenex.api.system import status_router, system_router
 from qenex.api.transactions import transactions_router
-from qenex.config import ConfigError, Settings, load_settings
+from qenex.config import ConfigError, Settings, load_settings, with_development_secrets
 from qenex.observability.logging import RequestIdMiddleware, configure_logging
 from qenex.observability.metrics import MetricsMiddleware, start_metrics_server
 from qenex.observability.tracing import TracingMiddleware, configure_tracing, shutdown_tracing
@@ -184,6 +184,7 @@ def create_app(settings: Settings | None = None, *, limits: ApiRateLimits | None
     """The API for ``settings`` (from config.json / QENEX_* when None). Refuses default secrets in production."""
     settings = settings or load_settings()
     settings.require_production_safe()
+    settings = with_development_secrets(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

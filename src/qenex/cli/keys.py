@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from qenex.config import Settings, load_settings
+from qenex.config import Settings, load_settings, with_development_secrets
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ def _with_db(config: str | None, body: Callable[[Any, Settings], T]) -> T:
     from qenex.store.connection import database_url
     from qenex.store.migrate import migrate
 
-    settings = load_settings(config)
+    settings = with_development_secrets(load_settings(config))
     url = database_url(settings)
     try:
         migrate(url)

@@ -470,3 +470,15 @@ def test_default_terminal_codes_and_priority_report_nothing_but_urgent_priority_
     assert swift.validate(urgent).valid
     result = cv.convert(urgent, "pacs.009")
     assert any(i.location == "block 2" and "priority 'U'" in i.message for i in result.lost)
+
+
+def test_output_message_terminals_are_read_from_the_mir_and_block_1():
+    """An output message (block 2 'O...') names the sender in its MIR and the receiver in block 1."""
+    mt = _mt202()
+    mir = "O2021200240201CHASUS33AXXX00001234562402011201U"
+    output = mt.replace(mt[mt.index("{1:") : mt.index("{3:")], "{1:F01BANKDEFFBXXX0000000000}{2:" + mir + "}")
+    assert swift.validate(output).valid
+    lost = cv.convert(output, "pacs.009").lost
+    where = {(i.location, i.message.split(" of ")[-1][:12]) for i in lost if "logical terminal" in i.message}
+    assert where == {("block 2", "CHASUS33AXXX"), ("block 1", "BANKDEFFBXXX")}
+    assert any(i.location == "block 2" and "priority 'U'" in i.message for i in lost)

@@ -586,7 +586,7 @@ class _Checker:
     def iat_addenda(self, e: Entry, types: list[str]) -> None:
         rec = e.record
         mandatory = ["10", "11", "12", "13", "14", "15", "16"]
-        if rec.line[78] != "1":
+        if rec.line[78:79] != "1":
             self.err(
                 rec, "addenda_record_indicator", "ach_addenda_indicator", "IAT entries always carry addenda: use 1"
             )

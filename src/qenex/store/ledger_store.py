@@ -271,8 +271,9 @@ async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool) -> 
             await conn.execute("BEGIN")
         await conn.execute(_SQL_LOCK, (LEDGER_LOCK_KEY,))
         cur = await conn.execute(_read_sql(bool(keys), bool(lookup_ids)), params, binary=True)
-        rows = await cur.fetchall()
-    return _state_from_rows(rows)
+    # Fetched after the pipeline's Sync: fetching inside the block costs a flush request and a
+    # second wait on the server (~40 us of client CPU per batch here).
+    return _state_from_rows(await cur.fetchall())
 
 
 def _state_from_rows(rows: list[tuple[Any, ...]]) -> BatchState:
@@ -507,9 +508,9 @@ async def fetch_transaction(conn: AConn, tx_id: int) -> tuple[list[tuple[Any, ..
         )
         await c2.execute("SELECT state, resolved_tx, expires_at FROM ledger_pending WHERE tx_id = %s", (tx_id,))
         await c3.execute("SELECT reversal_tx_id FROM ledger_reversals WHERE tx_id = %s", (tx_id,))
-        legs = await c1.fetchall()
-        pend = await c2.fetchone()
-        rev = await c3.fetchone()
+    legs = await c1.fetchall()  # after the Sync: one wait on the server, not one per fetch
+    pend = await c2.fetchone()
+    rev = await c3.fetchone()
     return legs, pend, (rev[0] if rev else None)
 
 
@@ -530,8 +531,8 @@ async def statement_rows(conn: AConn, account_id: int, start: datetime, end: dat
             f"AND {posted} AND created_at >= %(s)s AND created_at < %(e)s ORDER BY seq LIMIT %(n)s",
             {"a": account_id, "s": start, "e": end, "n": entries_max + 1},
         )
-        opening = await c1.fetchone()
-        rows = await c2.fetchall()
+    opening = await c1.fetchone()  # after the Sync: one wait on the server, not one per fetch
+    rows = await c2.fetchall()
     if len(rows) > entries_max:
         raise LedgerError(E.INVALID_REQUEST, f"statement period holds more than {entries_max} entries; narrow it")
     return (int(opening[0]), int(opening[1]), rows) if opening else (0, 0, rows)

@@ -228,7 +228,9 @@ async def configure_writer(conn: AConn) -> None:
     """Session settings of a kernel's writer connection. Generic plans: the batch statements are
     prepared (psycopg does it after a few runs) and their lookups are index probes whatever the
     array sizes, yet PostgreSQL kept choosing custom plans, re-planning the read on every batch
-    (about 0.3 ms of server CPU, more than executing it)."""
+    (about 0.3 ms of server CPU, more than executing it). A generic plan is rebuilt whenever
+    (auto)analyze refreshes a table's statistics, so plans made on a fresh, empty database are
+    replaced once the tables have grown past autovacuum's analyze threshold."""
     await conn.execute("SET plan_cache_mode = force_generic_plan")
 
 

@@ -303,6 +303,33 @@ def _dt(value: datetime | None) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def _check_version(version: str, supported: tuple[str, ...], what: str) -> None:
+    if version not in supported:
+        raise PaymentFormatError(f"unsupported {what} version {version!r}", code="iso20022_build_invalid")
+
+
+def _start(
+    w: _W, body_tag: str, msg_id: str | None, stamp: str
+) -> tuple[etree._Element, etree._Element, etree._Element]:
+    """Document root, its message element and the group header every builder opens with
+    (MsgId, CreDtTm); the caller adds what its message puts in the header next."""
+    root = w.root()
+    body = w.el(root, body_tag)
+    gh = w.el(body, "GrpHdr")
+    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
+    w.el(gh, "CreDtTm", stamp)
+    return root, body, gh
+
+
+def _original_group(
+    w: _W, parent: etree._Element, tag: str, original_msg_id: str, original_msg_type: str
+) -> etree._Element:
+    og = w.el(parent, tag)
+    w.el(og, "OrgnlMsgId", _id(original_msg_id, "OrgnlMsgId"))
+    w.el(og, "OrgnlMsgNmId", original_msg_type)
+    return og
+
+
 def _check_batch(items: Sequence[object], what: str) -> None:
     if not items:
         raise PaymentFormatError(f"{what}: at least one transaction is required", code="iso20022_build_invalid")
@@ -352,15 +379,10 @@ def build_pain001(
     batch_booking: bool | None = None,
 ) -> Iso20022Message:
     """A customer credit transfer initiation: one PmtInf per (requested date, debtor, payment type)."""
-    if version not in ("pain.001.001.03", "pain.001.001.09"):
-        raise PaymentFormatError(f"unsupported pain.001 version {version!r}", code="iso20022_build_invalid")
+    _check_version(version, ("pain.001.001.03", "pain.001.001.09"), "pain.001")
     _check_batch(transfers, "pain.001")
     w = _W(version)
-    root = w.root()
-    body = w.el(root, "CstmrCdtTrfInitn")
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
-    w.el(gh, "CreDtTm", _dt(created))
+    root, body, gh = _start(w, "CstmrCdtTrfInitn", msg_id, _dt(created))
     nb, ctrl = w.el(gh, "NbOfTxs"), w.el(gh, "CtrlSum")
     w.party(gh, "InitgPty", initiating_party)
     groups: dict[tuple[object, ...], list[CreditTransfer]] = {}
@@ -481,16 +503,11 @@ def build_pain008_groups(
     batch_booking: bool | None = None,
 ) -> Iso20022Message:
     """pain.008 with one PmtInf per (collection date, sequence type, scheme) group."""
-    if version not in ("pain.008.001.02", "pain.008.001.08"):
-        raise PaymentFormatError(f"unsupported pain.008 version {version!r}", code="iso20022_build_invalid")
+    _check_version(version, ("pain.008.001.02", "pain.008.001.08"), "pain.008")
     all_items = [d for g in groups for d in g[3]]
     _check_batch(all_items, "pain.008")
     w = _W(version)
-    root = w.root()
-    body = w.el(root, "CstmrDrctDbtInitn")
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
-    w.el(gh, "CreDtTm", _dt(created))
+    root, body, gh = _start(w, "CstmrDrctDbtInitn", msg_id, _dt(created))
     nb, ctrl = w.el(gh, "NbOfTxs"), w.el(gh, "CtrlSum")
     w.party(gh, "InitgPty", initiating_party or PartySpec(name=creditor.name))
     total = Decimal(0)
@@ -639,11 +656,7 @@ def _build_pacs_ct(
             f"settlement method must be one of {sorted(SETTLEMENT_METHODS)}", code="iso20022_build_invalid"
         )
     w = _W(mt)
-    root = w.root()
-    body = w.el(root, body_tag)
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
-    w.el(gh, "CreDtTm", _dt(created))
+    root, body, gh = _start(w, body_tag, msg_id, _dt(created))
     w.el(gh, "NbOfTxs", str(len(transfers)))
     sttlm = w.el(gh, "SttlmInf")
     w.el(sttlm, "SttlmMtd", method)
@@ -765,18 +778,12 @@ def build_pacs002(
     """pacs.002.001.10 FI to FI payment status report."""
     mt = "pacs.002.001.10"
     w = _W(mt)
-    root = w.root()
-    body = w.el(root, "FIToFIPmtStsRpt")
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
-    w.el(gh, "CreDtTm", _dt(created))
+    root, body, gh = _start(w, "FIToFIPmtStsRpt", msg_id, _dt(created))
     if instructing_agent_bic:
         w.agent(gh, "InstgAgt", instructing_agent_bic)
     if instructed_agent_bic:
         w.agent(gh, "InstdAgt", instructed_agent_bic)
-    og = w.el(body, "OrgnlGrpInfAndSts")
-    w.el(og, "OrgnlMsgId", _id(original_msg_id, "OrgnlMsgId"))
-    w.el(og, "OrgnlMsgNmId", original_msg_type)
+    og = _original_group(w, body, "OrgnlGrpInfAndSts", original_msg_id, original_msg_type)
     w.opt(og, "GrpSts", group_status)
     for s in statuses:
         tx = w.el(body, "TxInfAndSts")
@@ -800,20 +807,13 @@ def build_pain002(
 ) -> Iso20022Message:
     """Customer payment status report: pain.002.001.03 (the version SEPA uses) or .12 (with
     UETR); the packaged schemas ship these two, not .10/.11."""
-    if version not in ("pain.002.001.03", "pain.002.001.12"):
-        raise PaymentFormatError(f"unsupported pain.002 version {version!r}", code="iso20022_build_invalid")
+    _check_version(version, ("pain.002.001.03", "pain.002.001.12"), "pain.002")
     mt = version
     w = _W(mt)
-    root = w.root()
-    body = w.el(root, "CstmrPmtStsRpt")
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
-    w.el(gh, "CreDtTm", _dt(created))
+    root, body, gh = _start(w, "CstmrPmtStsRpt", msg_id, _dt(created))
     if initiating_party is not None:
         w.party(gh, "InitgPty", initiating_party)
-    og = w.el(body, "OrgnlGrpInfAndSts")
-    w.el(og, "OrgnlMsgId", _id(original_msg_id, "OrgnlMsgId"))
-    w.el(og, "OrgnlMsgNmId", original_msg_type)
+    og = _original_group(w, body, "OrgnlGrpInfAndSts", original_msg_id, original_msg_type)
     w.opt(og, "GrpSts", group_status)
     if statuses:
         pmt = w.el(body, "OrgnlPmtInfAndSts")
@@ -844,16 +844,10 @@ def build_pacs004(
     mt = "pacs.004.001.09"
     _check_batch(returns, mt)
     w = _W(mt)
-    root = w.root()
-    body = w.el(root, "PmtRtr")
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
-    w.el(gh, "CreDtTm", _dt(created))
+    root, body, gh = _start(w, "PmtRtr", msg_id, _dt(created))
     w.el(gh, "NbOfTxs", str(len(returns)))
     w.el(w.el(gh, "SttlmInf"), "SttlmMtd", settlement_method)
-    og = w.el(body, "OrgnlGrpInf")
-    w.el(og, "OrgnlMsgId", _id(original_msg_id, "OrgnlMsgId"))
-    w.el(og, "OrgnlMsgNmId", original_msg_type)
+    _original_group(w, body, "OrgnlGrpInf", original_msg_id, original_msg_type)
     for s in returns:
         if s.amount is None or not s.currency:
             raise PaymentFormatError("a return needs an amount and a currency", code="iso20022_build_invalid")
@@ -898,9 +892,7 @@ def build_camt056(
     for s in cancellations:
         tx = w.el(und, "TxInf")
         w.el(tx, "CxlId", _id(s.case_id, "CxlId"))
-        og = w.el(tx, "OrgnlGrpInf")
-        w.el(og, "OrgnlMsgId", _id(original_msg_id, "OrgnlMsgId"))
-        w.el(og, "OrgnlMsgNmId", original_msg_type)
+        _original_group(w, tx, "OrgnlGrpInf", original_msg_id, original_msg_type)
         _original_refs(w, tx, s)
         if s.amount is not None and s.currency:
             total += w.amount(tx, "OrgnlIntrBkSttlmAmt", s.amount, s.currency)
@@ -940,8 +932,7 @@ def build_camt053(
     created: datetime | None = None,
 ) -> Iso20022Message:
     """Bank to customer statement: balances OPBD/CLBD (closing computed from the entries)."""
-    if version not in ("camt.053.001.02", "camt.053.001.08"):
-        raise PaymentFormatError(f"unsupported camt.053 version {version!r}", code="iso20022_build_invalid")
+    _check_version(version, ("camt.053.001.02", "camt.053.001.08"), "camt.053")
     return _build_camt(version, "BkToCstmrStmt", "Stmt", statements, msg_id, created)
 
 
@@ -960,12 +951,8 @@ def _build_camt(
 ) -> Iso20022Message:
     _check_batch(items, mt)
     w = _W(mt)
-    root = w.root()
-    body = w.el(root, body_tag)
-    gh = w.el(body, "GrpHdr")
-    w.el(gh, "MsgId", _id(msg_id, "MsgId"))
     stamp = _dt(created)
-    w.el(gh, "CreDtTm", stamp)
+    root, body, _ = _start(w, body_tag, msg_id, stamp)
     for spec in items:
         _camt_statement(w, body, item_tag, spec, stamp)
     return _finish(root, mt)

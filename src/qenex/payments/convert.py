@@ -24,7 +24,7 @@ from lxml import etree
 from qenex.errors import QenexError
 from qenex.payments import iso20022 as mx
 from qenex.payments import swift
-from qenex.payments.common import PaymentFormatError, ValidationIssue
+from qenex.payments.common import PaymentFormatError, ValidationIssue, ValidationReport
 from qenex.payments.swift import fields as mt_fields
 from qenex.payments.swift import rules
 from qenex.payments.swift.model import Block, Field, Message, MessageBatch
@@ -111,12 +111,7 @@ def _looks_like_xml(data: str | bytes) -> bool:
 
 def _from_mt(msg: Message, to: str) -> ConversionResult:
     # A message without UETR (pre-2018 archives) still converts: the MX side gets a fresh one, reported.
-    report = swift.validate(msg, allow_missing_uetr=True)
-    if not report.valid:
-        first = report.errors[0]
-        raise PaymentFormatError(
-            f"the MT input is not valid: {first.message}", location=first.location, code=CONVERT_CODE
-        )
+    _require_valid(swift.validate(msg, allow_missing_uetr=True), "the MT input")
     mt = msg.message_type
     pairs = {
         ("103", "pacs.008"): _mt103_to_pacs008,
@@ -150,13 +145,21 @@ def _from_mx(msg: mx.Iso20022Message, to: str) -> ConversionResult:
     fn = pairs.get((family, to))
     if fn is None:
         raise PaymentFormatError(f"no conversion from {msg.message_type or 'this message'} to {to}", code=CONVERT_CODE)
-    report = mx.validate(msg)
+    _require_valid(mx.validate(msg), "the ISO 20022 input")
+    return fn(msg)
+
+
+def _require_valid(report: ValidationReport, what: str) -> None:
+    """Conversion reads and writes only valid messages: the first error of either side stops it."""
     if not report.valid:
         first = report.errors[0]
-        raise PaymentFormatError(
-            f"the ISO 20022 input is not valid: {first.message}", location=first.location, code=CONVERT_CODE
-        )
-    return fn(msg)
+        raise PaymentFormatError(f"{what} is not valid: {first.message}", location=first.location, code=CONVERT_CODE)
+
+
+def _valid_text(out: mx.Iso20022Message, what: str) -> str:
+    text = out.to_string()
+    _require_valid(mx.validate(text), what)
+    return text
 
 
 # ==== MT -> MX ===================================================================================
@@ -426,16 +429,7 @@ def _enrich(
         etree.SubElement(etree.SubElement(node, q + "FinInstnId"), q + "BICFI").text = previous_agent
         if instg is not None:
             instg.addprevious(node)
-    text = out.to_string()
-    report = mx.validate(text)
-    if not report.valid:
-        first = report.errors[0]
-        raise PaymentFormatError(
-            f"the converted {out.message_type} is not valid: {first.message}",
-            location=first.location,
-            code=CONVERT_CODE,
-        )
-    return text
+    return _valid_text(out, f"the converted {out.message_type}")
 
 
 def _xml_account(parent: etree._Element, q: str, tag: str, account: str) -> None:
@@ -780,20 +774,13 @@ def _line72(items: Sequence[str], lost: _Lost) -> str | None:
 
 def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
     lost = _Lost()
-    tx = _one_tx(msg)
-    tx_el = msg.transaction_elements()[0]
-    sender, receiver = _sender_receiver(msg, tx)
-    if not sender or not receiver:
-        raise PaymentFormatError(
-            "pacs.008 names no instructing/instructed agent BIC for the MT header", code=CONVERT_CODE
-        )
-    ccy, amount = _amount_text(tx.amount, tx.currency, "IntrBkSttlmAmt")
-    when = date.fromisoformat(tx.settlement_date) if tx.settlement_date else None
+    tx, tx_el, sender, receiver = _mx_payment_head(msg, "pacs.008")
+    field_32a, ccy, amount = _field_32a(tx)
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
         ("23B", "CRED"),
         *(("23E", code) for code in _instruction_codes(tx)),
-        ("32A", f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}"),
+        ("32A", field_32a),
     ]
     charges = _charges(msg, tx_el, sender, receiver)
     # 33B is mandatory with charges (C15) and between two EU/EEA banks (C2); it is then the instructed
@@ -830,6 +817,26 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
     _mx_not_carried(tx, lost)
     out = swift.assemble("103", sender, receiver, fields, [("121", tx.uetr or swift.new_uetr())])
     return ConversionResult(out.to_string(), "MT103", lost.items)
+
+
+def _mx_payment_head(msg: mx.Iso20022Message, family: str) -> tuple[mx.Transaction, etree._Element, str, str]:
+    """The one transaction of a pacs.008/.009, its element and the MT header's sender and receiver
+    (the instructing/instructed agents)."""
+    tx = _one_tx(msg)
+    tx_el = msg.transaction_elements()[0]
+    sender, receiver = _sender_receiver(msg, tx)
+    if not sender or not receiver:
+        raise PaymentFormatError(
+            f"{family} names no instructing/instructed agent BIC for the MT header", code=CONVERT_CODE
+        )
+    return tx, tx_el, sender, receiver
+
+
+def _field_32a(tx: mx.Transaction) -> tuple[str, str, Decimal]:
+    """Field 32A (value date, currency, settled amount) with its currency and amount."""
+    ccy, amount = _amount_text(tx.amount, tx.currency, "IntrBkSttlmAmt")
+    when = date.fromisoformat(tx.settlement_date) if tx.settlement_date else None
+    return f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}", ccy, amount
 
 
 def _same_bic(a: str | None, b: str | None) -> bool:
@@ -916,19 +923,12 @@ def _mx_not_carried(tx: mx.Transaction, lost: _Lost) -> None:
 
 def _pacs009_to_mt202(msg: mx.Iso20022Message) -> ConversionResult:
     lost = _Lost()
-    tx = _one_tx(msg)
-    tx_el = msg.transaction_elements()[0]
-    sender, receiver = _sender_receiver(msg, tx)
-    if not sender or not receiver:
-        raise PaymentFormatError(
-            "pacs.009 names no instructing/instructed agent BIC for the MT header", code=CONVERT_CODE
-        )
-    ccy, amount = _amount_text(tx.amount, tx.currency, "IntrBkSttlmAmt")
-    when = date.fromisoformat(tx.settlement_date) if tx.settlement_date else None
+    tx, tx_el, sender, receiver = _mx_payment_head(msg, "pacs.009")
+    field_32a, _, _ = _field_32a(tx)
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
         ("21", _mt_ref(tx.end_to_end_id, "PmtId/EndToEndId", lost)),
-        ("32A", f"{_yymmdd(when)}{ccy}{swift_amount_text(amount)}"),
+        ("32A", field_32a),
     ]
     if tx.debtor.bic and not _same_bic(tx.debtor.bic, sender):
         fields.append(("52A", tx.debtor.bic))
@@ -991,16 +991,7 @@ def _with_underlying(
     if instructed is not None:
         amount = etree.SubElement(und, q + "InstdAmt", Ccy=instructed[0])
         amount.text = str(amount_of(instructed[1]))
-    text = out.to_string()
-    report = mx.validate(text)
-    if not report.valid:
-        first = report.errors[0]
-        raise PaymentFormatError(
-            f"the pacs.009 COV built from sequence B is not valid: {first.message}",
-            location=first.location,
-            code=CONVERT_CODE,
-        )
-    return text
+    return _valid_text(out, "the pacs.009 COV built from sequence B")
 
 
 def _seq_b_bic(f: Field | None, lost: _Lost) -> str | None:

@@ -29,6 +29,8 @@ from qenex.security.audit import (
     query_events_async,
     record_event,
     record_event_sync,
+    record_events,
+    record_events_sync,
     verify_audit_log,
 )
 from qenex.security.keyproviders import EnvKeyProvider
@@ -194,6 +196,51 @@ def test_automatic_checkpoints(db: str, monkeypatch: pytest.MonkeyPatch) -> None
     with psycopg.connect(db) as conn:
         assert checkpoint(conn) == 3
         assert checkpoint(conn) == 3  # nothing new to sign
+
+
+def test_batch_is_chained_in_order_and_joins_the_callers_transaction(db: str) -> None:
+    batch = [AuditEvent(actor="svc", action="transfer.created", resource=f"tx:{i}") for i in range(3)]
+    with psycopg.connect(db) as conn:
+        assert record_events_sync(conn, batch) == [1, 2, 3]
+        conn.rollback()
+        assert record_events_sync(conn, batch) == [1, 2, 3]
+        conn.commit()
+        assert record_events_sync(conn, []) == []
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert record_event_sync(conn, AuditEvent(actor="a", action="x")) == 4
+        assert record_events_sync(conn, batch[:2]) == [5, 6]
+        assert [r.resource for r in query_events(conn, actor="svc")] == ["tx:0", "tx:1", "tx:2", "tx:0", "tx:1"]
+    report = verify_audit_log(db)
+    assert report.ok and report.records == 6, report.problems
+
+
+def test_batch_with_a_malformed_event_writes_nothing(db: str) -> None:
+    good = AuditEvent(actor="a", action="ok")
+    with psycopg.connect(db, autocommit=True) as conn:
+        with pytest.raises(AuditError) as exc:
+            record_events_sync(conn, [good, AuditEvent(actor="a", action="bad action!"), good])
+        assert exc.value.code == "invalid_audit_request" and exc.value.details == {"index": 1}
+        with pytest.raises(AuditError, match="at most"):
+            record_events_sync(conn, [good] * (audit.RECORD_BATCH_EVENTS_MAX + 1))
+        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
+
+
+def test_batch_crossing_the_interval_is_checkpointed(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit, "CHECKPOINT_INTERVAL_RECORDS", 5)
+
+    async def scenario() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(db) as conn:
+            first = await record_events(conn, [AuditEvent(actor="a", action="op")] * 3)
+            second = await record_events(conn, [AuditEvent(actor="b", action="op")] * 4)  # ids 4-7 cross 5
+            await conn.commit()
+            return first + second
+
+    assert asyncio.run(scenario()) == [1, 2, 3, 4, 5, 6, 7]
+    with psycopg.connect(db) as conn:
+        cps = conn.execute("SELECT id, last_record_id FROM audit_checkpoints ORDER BY id").fetchall()
+    assert cps == [(1, 7)]  # signs the head of the batch that crossed the interval
+    report = verify_audit_log(db)
+    assert report.ok and report.checkpoints == 1, report.problems
 
 
 def _problems_after(db: str, *statements: str) -> list[str]:

@@ -1,11 +1,10 @@
 """Audit records for authenticated mutations, written with group commit.
 
 Every mutation awaits its own record, but concurrent records share one database transaction:
-one chain-lock acquisition and tail read, the hash chain extended in memory record by record
-(the same canonical form and hash as `qenex.security.audit.record_event`), one pipelined
-insert of them all and one commit. So auditing every write does not cap the API's throughput
-at one commit (or two round trips) per request; `qenex audit verify` checks these records like
-any other.
+`qenex.security.audit.record_events` takes the chain lock and reads the tail once, extends the
+hash chain in memory and inserts them all together, then there is one commit. So auditing every
+write does not cap the API's throughput at one commit (or two round trips) per request;
+`qenex audit verify` checks these records like any other.
 """
 
 from __future__ import annotations
@@ -14,13 +13,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
 from psycopg.rows import TupleRow
 
-from qenex.errors import QenexError
 from qenex.security import audit as A
 from qenex.security.audit import AuditEvent
 
@@ -90,53 +87,40 @@ class AuditWriter:
                 return
 
     async def _write(self, jobs: list[_Job]) -> None:
-        valid: list[tuple[_Job, Any]] = []
-        for job in jobs:  # a malformed event fails alone, before anything is written
+        while jobs:
             try:
-                valid.append((job, A._normalize(job.event)))
-            except A.AuditError as exc:
-                _settle([job], exc)
-        if not valid:
-            return
-        jobs = [job for job, _ in valid]
-        try:
-            conn = await self._connection()
-            async with conn.transaction():
-                await _append_many(conn, [fields for _, fields in valid])
-        except Exception as exc:  # noqa: BLE001 - the writer survives; each waiter learns the outcome
-            with contextlib.suppress(Exception):
-                if self._conn is not None and not self._conn.closed:
-                    await self._conn.rollback()
-            if len(jobs) > 1:  # one bad record must not lose the others: write each alone
-                for job in jobs:
-                    await self._write([job])
+                conn = await self._connection()
+                async with conn.transaction():
+                    await A.record_events(conn, [job.event for job in jobs])
+            except Exception as exc:  # noqa: BLE001 - the writer survives; each waiter learns the outcome
+                await self._rollback()
+                bad = _malformed_index(exc, len(jobs))
+                if bad is not None:  # a malformed event fails alone; nothing was written, so retry the rest
+                    _settle([jobs[bad]], exc)
+                    jobs = jobs[:bad] + jobs[bad + 1 :]
+                    continue
+                if len(jobs) > 1:  # one bad record must not lose the others: write each alone
+                    for job in jobs:
+                        await self._write([job])
+                    return
+                log.error("audit record not written: %s", exc.__class__.__name__)
+                _settle(jobs, exc)
                 return
-            log.error("audit record not written: %s", exc.__class__.__name__)
-            _settle(jobs, exc)
+            _settle(jobs, None)
             return
-        _settle(jobs, None)
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._conn is not None and not self._conn.closed:
+                await self._conn.rollback()
 
 
-async def _append_many(conn: psycopg.AsyncConnection[TupleRow], batch: list[Any]) -> None:
-    """Append normalized records in order under the chain lock (inside the caller's transaction)."""
-    cur = await conn.execute(A._LOCK_AND_TAIL_SQL)
-    cur.nextset()
-    first, prev = A._next(await cur.fetchone())
-    rows = []
-    record_id = first
-    for fields in batch:
-        ts = datetime.now(UTC)
-        digest = A._record_hash(prev, record_id, ts, fields)
-        rows.append(A._insert_params(record_id, ts, fields, prev, digest))
-        prev, record_id = digest, record_id + 1
-    async with conn.cursor() as insert:
-        await insert.executemany(A._INSERT_SQL, rows)
-    last = record_id - 1
-    if last // A.CHECKPOINT_INTERVAL_RECORDS > (first - 1) // A.CHECKPOINT_INTERVAL_RECORDS:
-        try:
-            await A.checkpoint_async(conn)
-        except (QenexError, psycopg.Error) as exc:  # the records stand; the chain protects them until the next one
-            log.warning("automatic audit checkpoint skipped: %s", getattr(exc, "code", exc.__class__.__name__))
+def _malformed_index(exc: Exception, count: int) -> int | None:
+    """Which event `record_events` refused as malformed (it then wrote nothing), if that was the failure."""
+    if not isinstance(exc, A.AuditError):
+        return None
+    index = exc.details.get("index")
+    return index if isinstance(index, int) and 0 <= index < count else None
 
 
 def _settle(jobs: list[_Job], exc: BaseException | None) -> None:

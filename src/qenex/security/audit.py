@@ -1,8 +1,9 @@
 """The tamper-evident audit trail: a hash-chained, append-only log with ML-DSA-signed checkpoints.
 
-* ``record_event_sync`` / ``record_event`` append one record inside the caller's transaction.
-  An advisory transaction lock serializes writers, so ids are contiguous (1, 2, 3 ...) and each
-  record's ``prev_hash`` is its predecessor's ``hash``:
+* ``record_event_sync`` / ``record_event`` append one record inside the caller's transaction;
+  ``record_events_sync`` / ``record_events`` append several in order with one lock acquisition
+  and one tail read (for group commit). An advisory transaction lock serializes writers, so ids
+  are contiguous (1, 2, 3 ...) and each record's ``prev_hash`` is its predecessor's ``hash``:
   ``hash = SHA-256(prev_hash || canonical JSON of (id, time, actor, action, resource, outcome,
   source_ip, details))``.
 * Database triggers refuse UPDATE, DELETE and TRUNCATE on the log, checkpoints and signing keys.
@@ -24,7 +25,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,7 @@ RESOURCE_CHARS_MAX = 512
 SOURCE_IP_CHARS_MAX = 128
 DETAILS_BYTES_MAX = 16_384
 QUERY_LIMIT_MAX = 1000
+RECORD_BATCH_EVENTS_MAX = 10_000
 PROBLEMS_MAX = 100
 VERIFY_FETCH_ROWS = 2000
 # Advisory lock (namespace, id) serializing the chain and its checkpoints.
@@ -223,6 +225,35 @@ def _next(tail: tuple[Any, ...] | None) -> tuple[int, bytes]:
     return (int(tail[0]) + 1, bytes(tail[1])) if tail is not None else (1, GENESIS_HASH)
 
 
+def _chain_rows(tail: tuple[Any, ...] | None, batch: Sequence[_Fields]) -> list[tuple[Any, ...]]:
+    """Insert parameters for ``batch`` appended after ``tail``, each record linked to the one before."""
+    record_id, prev = _next(tail)
+    rows = []
+    for fields in batch:
+        ts = datetime.now(UTC)
+        digest = _record_hash(prev, record_id, ts, fields)
+        rows.append(_insert_params(record_id, ts, fields, prev, digest))
+        prev, record_id = digest, record_id + 1
+    return rows
+
+
+def _normalize_all(events: Sequence[AuditEvent]) -> list[_Fields]:
+    """Check every event before anything is written, so a bad one leaves the batch unwritten."""
+    if len(events) > RECORD_BATCH_EVENTS_MAX:
+        raise AuditError(f"at most {RECORD_BATCH_EVENTS_MAX} audit events can be recorded at once")
+    batch = []
+    for index, event in enumerate(events):
+        try:
+            batch.append(_normalize(event))
+        except AuditError as exc:
+            raise AuditError(exc.message, code=exc.code, details={"index": index}) from None
+    return batch
+
+
+def _crosses_checkpoint(first_id: int, last_id: int) -> bool:
+    return last_id // CHECKPOINT_INTERVAL_RECORDS > (first_id - 1) // CHECKPOINT_INTERVAL_RECORDS
+
+
 # -- signing keys --------------------------------------------------------------------------------
 
 _configured_provider: MasterKeyProvider | None = None
@@ -321,39 +352,59 @@ async def _join_transaction_async(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(_LOCK_SQL, (_LOCK_NAMESPACE, _CHAIN_LOCK_ID))
 
 
-def _append_sync(conn: psycopg.Connection[Any], fields: _Fields) -> int:
+def _append_sync(conn: psycopg.Connection[Any], batch: Sequence[_Fields]) -> list[int]:
     cur = conn.execute(_LOCK_AND_TAIL_SQL)
     cur.nextset()
-    record_id, prev = _next(cur.fetchone())
-    ts = datetime.now(UTC)
-    digest = _record_hash(prev, record_id, ts, fields)
-    conn.execute(_INSERT_SQL, _insert_params(record_id, ts, fields, prev, digest))
-    return record_id
+    rows = _chain_rows(cur.fetchone(), batch)
+    if len(rows) == 1:
+        conn.execute(_INSERT_SQL, rows[0])
+    else:
+        with conn.cursor() as insert:
+            insert.executemany(_INSERT_SQL, rows)
+    return [int(row[0]) for row in rows]
+
+
+def _record_sync(conn: psycopg.Connection[Any], batch: list[_Fields]) -> list[int]:
+    if not batch:
+        return []
+    if conn.autocommit:
+        with conn.transaction():
+            ids = _append_sync(conn, batch)
+    else:
+        ids = _append_sync(conn, batch)
+    if _crosses_checkpoint(ids[0], ids[-1]):
+        _auto_checkpoint_sync(conn)
+    return ids
+
+
+def record_events_sync(conn: psycopg.Connection[Any], events: Sequence[AuditEvent]) -> list[int]:
+    """Append ``events`` in order inside the caller's transaction and return their ids.
+
+    Every event is checked first: an invalid one raises AuditError (``details["index"]`` says
+    which) and nothing is written. Without autocommit the records join the caller's transaction
+    (opened by psycopg if idle) and commit or roll back with it; if an insert fails, that
+    transaction is aborted, so nothing the caller did can commit without its audit records. In
+    autocommit mode the batch is its own transaction. A checkpoint is signed when the batch
+    reaches or crosses a multiple of CHECKPOINT_INTERVAL_RECORDS.
+    """
+    return _record_sync(conn, _normalize_all(events))
 
 
 def record_event_sync(conn: psycopg.Connection[Any], event: AuditEvent) -> int:
-    """Append ``event`` inside the caller's transaction and return its id.
-
-    Without autocommit the record joins the caller's transaction (opened by psycopg if idle) and
-    commits or rolls back with it; if the insert fails, that transaction is aborted, so nothing
-    the caller did can commit without its audit record. In autocommit mode it is its own transaction.
-    """
-    fields = _normalize(event)
-    if conn.autocommit:
-        with conn.transaction():
-            record_id = _append_sync(conn, fields)
-    else:
-        record_id = _append_sync(conn, fields)
-    if record_id % CHECKPOINT_INTERVAL_RECORDS == 0:
-        _auto_checkpoint_sync(conn)
-    return record_id
+    """Append ``event`` inside the caller's transaction and return its id (see ``record_events_sync``)."""
+    return _record_sync(conn, [_normalize(event)])[0]
 
 
 def _auto_checkpoint_sync(conn: psycopg.Connection[Any]) -> None:
     try:
         checkpoint(conn)
-    except (QenexError, psycopg.Error) as exc:  # the record stands; the chain protects it until the next one
-        log.warning("automatic audit checkpoint skipped: %s", getattr(exc, "code", exc.__class__.__name__))
+    except (QenexError, psycopg.Error) as exc:
+        _checkpoint_skipped(exc)
+
+
+def _checkpoint_skipped(exc: Exception) -> None:
+    # The records stand; the chain protects them until the next checkpoint.
+    log.warning("automatic audit checkpoint skipped: %s", getattr(exc, "code", exc.__class__.__name__))
 
 
 def checkpoint(conn: psycopg.Connection[Any], *, provider: MasterKeyProvider | None = None) -> int | None:
@@ -385,30 +436,42 @@ def checkpoint(conn: psycopg.Connection[Any], *, provider: MasterKeyProvider | N
 # -- writing (async) -----------------------------------------------------------------------------
 
 
-async def _append_async(conn: psycopg.AsyncConnection[Any], fields: _Fields) -> int:
+async def _append_async(conn: psycopg.AsyncConnection[Any], batch: Sequence[_Fields]) -> list[int]:
     cur = await conn.execute(_LOCK_AND_TAIL_SQL)
     cur.nextset()
-    record_id, prev = _next(await cur.fetchone())
-    ts = datetime.now(UTC)
-    digest = _record_hash(prev, record_id, ts, fields)
-    await conn.execute(_INSERT_SQL, _insert_params(record_id, ts, fields, prev, digest))
-    return record_id
+    rows = _chain_rows(await cur.fetchone(), batch)
+    if len(rows) == 1:
+        await conn.execute(_INSERT_SQL, rows[0])
+    else:
+        async with conn.cursor() as insert:
+            await insert.executemany(_INSERT_SQL, rows)
+    return [int(row[0]) for row in rows]
+
+
+async def _record_async(conn: psycopg.AsyncConnection[Any], batch: list[_Fields]) -> list[int]:
+    if not batch:
+        return []
+    if conn.autocommit:
+        async with conn.transaction():
+            ids = await _append_async(conn, batch)
+    else:
+        ids = await _append_async(conn, batch)
+    if _crosses_checkpoint(ids[0], ids[-1]):
+        try:
+            await checkpoint_async(conn)
+        except (QenexError, psycopg.Error) as exc:
+            _checkpoint_skipped(exc)
+    return ids
+
+
+async def record_events(conn: psycopg.AsyncConnection[Any], events: Sequence[AuditEvent]) -> list[int]:
+    """Async twin of ``record_events_sync``."""
+    return await _record_async(conn, _normalize_all(events))
 
 
 async def record_event(conn: psycopg.AsyncConnection[Any], event: AuditEvent) -> int:
     """Async twin of ``record_event_sync``."""
-    fields = _normalize(event)
-    if conn.autocommit:
-        async with conn.transaction():
-            record_id = await _append_async(conn, fields)
-    else:
-        record_id = await _append_async(conn, fields)
-    if record_id % CHECKPOINT_INTERVAL_RECORDS == 0:
-        try:
-            await checkpoint_async(conn)
-        except (QenexError, psycopg.Error) as exc:
-            log.warning("automatic audit checkpoint skipped: %s", getattr(exc, "code", exc.__class__.__name__))
-    return record_id
+    return (await _record_async(conn, [_normalize(event)]))[0]
 
 
 async def checkpoint_async(

@@ -379,13 +379,14 @@ class _Planner:
     def _single(self, cmd: Command) -> ItemResult:
         """An unlinked item: it checks everything before it changes anything, so a failure
         leaves the plan as it was (verified)."""
-        seq = self.seq
+        seq, rows = self.seq, len(self.plan.journal)
         try:
             if type(cmd) is NewTransaction and cmd.key is not None and not cmd.pending and len(cmd.legs) == 1:
                 return self._keyed_simple(cmd, cmd.key)
             return self._item(cmd)
         except LedgerError as exc:
-            check(self.seq == seq, "a failed single item must not have written anything")
+            check(self.seq == seq and len(self.plan.journal) == rows,
+                  "a failed single item must not have written anything")
             return ItemResult(None, exc)
 
     def _keyed_simple(self, cmd: NewTransaction, key: str) -> ItemResult:

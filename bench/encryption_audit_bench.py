@@ -15,45 +15,15 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import psycopg
-from psycopg import sql
+
+from bench._common import Result, measure, scratch_database
 
 SECONDS_DEFAULT = 1.5
-SAMPLES_MAX = 200_000
 PAYLOAD_BYTES = 256
-
-
-@dataclass
-class Result:
-    scenario: str
-    ops_per_s: float
-    p50_us: float
-    p99_us: float
-    ops: int
-
-
-def measure(name: str, op: Callable[[], object], seconds: float) -> Result:
-    samples: list[int] = []
-    count = 0
-    start = time.perf_counter_ns()
-    deadline = start + int(seconds * 1e9)
-    now = start
-    while now < deadline:
-        t0 = time.perf_counter_ns()
-        op()
-        now = time.perf_counter_ns()
-        if len(samples) < SAMPLES_MAX:
-            samples.append(now - t0)
-        count += 1
-    samples.sort()
-    elapsed_s = (now - start) / 1e9
-    p50 = samples[len(samples) // 2] / 1000
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] / 1000
-    return Result(name, count / elapsed_s, p50, p99, count)
 
 
 def scenarios(url: str, seconds: float) -> tuple[list[Result], dict[str, Any]]:
@@ -135,20 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         from qenex.store.connection import database_url
 
         admin = database_url(load_settings())
-    name = f"qenex_bench_s2_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(admin)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
-    try:
+    with scratch_database(admin, f"qenex_bench_s2_{os.getpid()}") as url:
         from qenex.store.migrate import migrate
 
         migrate(url)
         results, extra = scenarios(url, args.seconds)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     if args.json:
         print(json.dumps({"results": [asdict(r) for r in results], **extra}, indent=2))
     else:

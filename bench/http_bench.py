@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 import psycopg
-from psycopg import sql
 
+from bench._common import scratch_database
 from bench.ledger_bench import machine, percentile
 
 ACCOUNTS_COUNT = 200
@@ -157,21 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-url", default=None)
     args, _ = parser.parse_known_args(argv)
     admin = admin_url(args.admin_url)
-    name = f"qenex_httpbench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(admin)
-    info["dbname"] = name
-    db_url = psycopg.conninfo.make_conninfo(**info)
+    with scratch_database(admin, f"qenex_httpbench_{secrets.token_hex(4)}") as db_url:
+        results = _serve_and_load(db_url, args)
+    _print(results, args)
+    return 0
+
+
+def _serve_and_load(db_url: str, args: argparse.Namespace) -> list[Result]:
+    from qenex.security import apikeys
+    from qenex.store.migrate import migrate
+
+    migrate(db_url)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        key = apikeys.create_key(conn, name="http-bench", role="admin").key
+    port = _free_port()
     proc = None
     try:
-        from qenex.security import apikeys
-        from qenex.store.migrate import migrate
-
-        migrate(db_url)
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            key = apikeys.create_key(conn, name="http-bench", role="admin").key
-        port = _free_port()
         with tempfile.TemporaryDirectory(prefix="qenex-httpbench-") as data_dir:
             proc = start_server(db_url, port, args.workers, data_dir)
             results = asyncio.run(_scenarios(port, key, args))
@@ -180,10 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    _print(results, args)
-    return 0
+    return results
 
 
 async def _scenarios(port: int, key: str, args: argparse.Namespace) -> list[Result]:

@@ -13,45 +13,12 @@ import os
 import secrets
 import socket
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from bench._common import Result, measure, scratch_database
 
 SECONDS_DEFAULT = 2.0
-SAMPLES_MAX = 200_000
-
-
-@dataclass
-class Result:
-    scenario: str
-    ops_per_s: float
-    p50_us: float
-    p99_us: float
-    ops: int
-
-
-def measure(name: str, op: Callable[[], object], seconds: float) -> Result:
-    samples: list[int] = []
-    count = 0
-    start = time.perf_counter_ns()
-    deadline = start + int(seconds * 1e9)
-    now = start
-    while now < deadline:
-        t0 = time.perf_counter_ns()
-        op()
-        now = time.perf_counter_ns()
-        if len(samples) < SAMPLES_MAX:
-            samples.append(now - t0)
-        count += 1
-    elapsed_s = (now - start) / 1e9
-    samples.sort()
-    p50 = samples[len(samples) // 2] / 1000
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))] / 1000
-    return Result(name, count / elapsed_s, p50, p99, count)
 
 
 def _reachable(url: str) -> bool:
@@ -140,17 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         from qenex.store.connection import database_url
 
         admin = database_url(load_settings())
-    name = f"qenex_bench_sec_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(admin)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo("", **info)
-    try:
+    with scratch_database(admin, f"qenex_bench_sec_{os.getpid()}_{secrets.token_hex(3)}") as url:
         results = scenarios(url, args.redis_url if _reachable(args.redis_url) else None, args.seconds)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     if not args.json:
         for r in results:
             print(f"{r.scenario:<62} {r.ops_per_s:>12,.0f} ops/s   p50 {r.p50_us:>9.1f} us   p99 {r.p99_us:>9.1f} us")

@@ -228,3 +228,12 @@ def test_large_keyed_batch_replays_and_conflicts_through_the_copy_path(kx):
         assert await k.get_account_balance(a) == D("99.00")
 
     kx(body)
+
+
+def test_unhashable_type_fails_alone(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        results = await k.process_transactions([{**_t(a, b, "1.00"), "type": ["TRANSFER"]}, _t(a, b, "1.00")])
+        assert results[0].error.code == "invalid_request" and results[1].ok
+
+    kx(body)

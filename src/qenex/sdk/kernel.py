@@ -415,7 +415,10 @@ class FinancialKernel:
             if not keys <= _FAST_KEYS or get("metadata") is not None or get("pending") \
                     or get("timeout_seconds") is not None:
                 return None
-        tx_type, frm, to, code = _FAST_TYPES.get(get("type")), get("from_account"), get("to_account"), get("currency")
+        kind = get("type")
+        if not isinstance(kind, str):  # also keeps an unhashable value away from the dict lookup
+            return None
+        tx_type, frm, to, code = _FAST_TYPES.get(kind), get("from_account"), get("to_account"), get("currency")
         if (tx_type is None or type(frm) is not int or type(to) is not int or not 0 < frm <= ID_MAX
                 or not 0 < to <= ID_MAX or type(code) is not str or code not in _CURRENCY_CODES):
             return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from typing import Any
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.mldsa import MLDSA65PrivateKey
-from psycopg import sql
 
 from qenex.security import audit
 from qenex.security.audit import (
@@ -34,7 +32,8 @@ from qenex.security.audit import (
     verify_audit_log,
 )
 from qenex.security.keyproviders import EnvKeyProvider
-from qenex.store.migrate import migrate
+
+from .conftest import reset_s2_tables
 
 
 @pytest.fixture()
@@ -45,34 +44,9 @@ def provider() -> Iterator[EnvKeyProvider]:
     configure_signing(None)
 
 
-@pytest.fixture(scope="module")
-def module_db(pg_admin_url: str) -> Iterator[str]:
-    """One migrated database for this module (creating one per test is slow on a busy machine);
-    each test starts from empty S2 tables, see ``db``."""
-    name = f"qenex_s2_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
-    migrate(url)
-    yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def _reset(url: str) -> None:
-    # The audit tables refuse TRUNCATE through their triggers; a superuser in replica mode skips them.
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET session_replication_role = replica")
-        conn.execute(
-            "TRUNCATE audit_checkpoints, audit_signing_keys, audit_log, security_data_keys, security_master_keys"
-        )
-
-
 @pytest.fixture()
 def db(module_db: str, provider: EnvKeyProvider) -> str:
-    _reset(module_db)
+    reset_s2_tables(module_db)
     return module_db
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from qenex.config import load_settings
 from qenex.security.envelope import (
@@ -32,41 +30,17 @@ from qenex.security.keyproviders import (
     KeyProviderError,
     provider_from_settings,
 )
-from qenex.store.migrate import migrate as migrate_schema
+
+from .conftest import reset_s2_tables
 
 
 def _key_b64() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-@pytest.fixture(scope="module")
-def module_db(pg_admin_url: str) -> Iterator[str]:
-    """One migrated database for this module (creating one per test is slow on a busy machine);
-    each test starts from empty S2 tables, see ``db``."""
-    name = f"qenex_s2_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
-    info["dbname"] = name
-    url = psycopg.conninfo.make_conninfo(**info)
-    migrate_schema(url)
-    yield url
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def _reset(url: str) -> None:
-    # The audit tables refuse TRUNCATE through their triggers; a superuser in replica mode skips them.
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET session_replication_role = replica")
-        conn.execute(
-            "TRUNCATE audit_checkpoints, audit_signing_keys, audit_log, security_data_keys, security_master_keys"
-        )
-
-
 @pytest.fixture()
 def db(module_db: str) -> str:
-    _reset(module_db)
+    reset_s2_tables(module_db)
     return module_db
 
 

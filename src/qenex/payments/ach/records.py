@@ -48,6 +48,7 @@ class Record:
 
     __slots__ = ("line", "line_no")
     record_name: ClassVar[str] = "record"
+    record_type = F(1, 1, "C")  # every record starts with its type code
     fields: ClassVar[tuple[F, ...]] = ()
     mandatory: ClassVar[tuple[F, ...]] = ()  # the "M" fields: must not be blank
 
@@ -75,7 +76,6 @@ class Record:
 class FileHeader(Record):
     __slots__ = ()
     record_name = "file_header"
-    record_type = F(1, 1, "C")
     priority_code = F(2, 3, "N")
     immediate_destination = F(4, 13, "C")
     immediate_origin = F(14, 23, "C")
@@ -90,17 +90,14 @@ class FileHeader(Record):
     reference_code = F(87, 94)
 
 
-class BatchHeader(Record):
+class _BatchHeaderBase(Record):
+    """Columns 1-4, 51-63 and 70-94: the same in the common and the IAT batch header layouts."""
+
     __slots__ = ()
-    record_name = "batch_header"
-    record_type = F(1, 1, "C")
+    is_iat_layout: ClassVar[bool] = False
     service_class_code = F(2, 4, "C")
-    company_name = F(5, 20, "M")
-    company_discretionary_data = F(21, 40)
-    company_identification = F(41, 50, "M")
     standard_entry_class_code = F(51, 53, "C")
     company_entry_description = F(54, 63, "M")
-    company_descriptive_date = F(64, 69)
     effective_entry_date = F(70, 75, "C")
     settlement_date = F(76, 78, "A")
     originator_status_code = F(79, 79, "C")
@@ -111,76 +108,39 @@ class BatchHeader(Record):
     def sec(self) -> str:
         return self.line[50:53]
 
-    @property
-    def is_iat_layout(self) -> bool:
-        return False
+
+class BatchHeader(_BatchHeaderBase):
+    __slots__ = ()
+    record_name = "batch_header"
+    company_name = F(5, 20, "M")
+    company_discretionary_data = F(21, 40)
+    company_identification = F(41, 50, "M")
+    company_descriptive_date = F(64, 69)
 
 
-class IATBatchHeader(Record):
+class IATBatchHeader(_BatchHeaderBase):
     """IAT (and IAT notification of change) batch header: foreign-exchange fields in 5-50."""
 
     __slots__ = ()
     record_name = "iat_batch_header"
-    record_type = F(1, 1, "C")
-    service_class_code = F(2, 4, "C")
+    is_iat_layout = True
     iat_indicator = F(5, 20)  # blank, or "IATCOR" for an IAT notification of change
     foreign_exchange_indicator = F(21, 22, "C")
     foreign_exchange_reference_indicator = F(23, 23, "C")
     foreign_exchange_reference = F(24, 38)
     iso_destination_country_code = F(39, 40, "M")
     originator_identification = F(41, 50, "M")
-    standard_entry_class_code = F(51, 53, "C")
-    company_entry_description = F(54, 63, "M")
     iso_originating_currency_code = F(64, 66, "M")
     iso_destination_currency_code = F(67, 69, "M")
-    effective_entry_date = F(70, 75, "C")
-    settlement_date = F(76, 78, "A")
-    originator_status_code = F(79, 79, "C")
-    odfi_identification = F(80, 87, "N")
-    batch_number = F(88, 94, "N")
-
-    @property
-    def sec(self) -> str:
-        return self.line[50:53]
-
-    @property
-    def is_iat_layout(self) -> bool:
-        return True
 
 
 AnyBatchHeader = BatchHeader | IATBatchHeader
 
 
-class EntryDetail(Record):
-    """Entry detail (type 6) in the common layout (PPD, CCD, WEB, TEL, ARC, BOC, RCK, ...)."""
-
-    __slots__ = ()
-    record_name = "entry_detail"
-    record_type = F(1, 1, "C")
-    transaction_code = F(2, 3, "C")
-    rdfi_identification = F(4, 11, "N")
-    check_digit = F(12, 12, "N")
-    dfi_account_number = F(13, 29, "M")
-    amount = F(30, 39, "N")
-    identification_number = F(40, 54)
-    individual_name = F(55, 76)
-    discretionary_data = F(77, 78)
-    addenda_record_indicator = F(79, 79, "C")
-    trace_number = F(80, 94, "N")
-    amount_slice: ClassVar[tuple[int, int]] = (29, 39)
-
-    @property
-    def amount_cents(self) -> int:
-        return int(self.line[29:39])
-
-    @property
-    def rdfi_routing(self) -> str:
-        return self.line[3:12]
-
-
 class _EntryBase(Record):
+    """Columns 1-12 and 79-94 (and where the amount ends): the same in every entry detail layout."""
+
     __slots__ = ()
-    record_type = F(1, 1, "C")
     transaction_code = F(2, 3, "C")
     rdfi_identification = F(4, 11, "N")
     check_digit = F(12, 12, "N")
@@ -196,6 +156,18 @@ class _EntryBase(Record):
     @property
     def rdfi_routing(self) -> str:
         return self.line[3:12]
+
+
+class EntryDetail(_EntryBase):
+    """Entry detail (type 6) in the common layout (PPD, CCD, WEB, TEL, ARC, BOC, RCK, ...)."""
+
+    __slots__ = ()
+    record_name = "entry_detail"
+    dfi_account_number = F(13, 29, "M")
+    amount = F(30, 39, "N")
+    identification_number = F(40, 54)
+    individual_name = F(55, 76)
+    discretionary_data = F(77, 78)
 
 
 class IATEntryDetail(_EntryBase):
@@ -232,7 +204,6 @@ AnyEntryDetail = EntryDetail | IATEntryDetail | ADVEntryDetail
 class Addenda(Record):
     __slots__ = ()
     record_name = "addenda"
-    record_type = F(1, 1, "C")
     type_code = F(2, 3, "C")
 
 
@@ -379,57 +350,56 @@ ADDENDA_CLASSES: dict[str, type[Addenda]] = {
 }
 
 
-class BatchControl(Record):
+class _BatchControlBase(Record):
+    """Columns 1-20 and 80-94: the same in the common and the ADV batch control layouts."""
+
     __slots__ = ()
-    record_name = "batch_control"
-    record_type = F(1, 1, "C")
     service_class_code = F(2, 4, "C")
     entry_addenda_count = F(5, 10, "N")
     entry_hash = F(11, 20, "N")
+    odfi_identification = F(80, 87, "N")
+    batch_number = F(88, 94, "N")
+
+
+class BatchControl(_BatchControlBase):
+    __slots__ = ()
+    record_name = "batch_control"
     total_debit = F(21, 32, "N")
     total_credit = F(33, 44, "N")
     company_identification = F(45, 54)
     message_authentication_code = F(55, 73)
     reserved_74 = F(74, 79, "R")
-    odfi_identification = F(80, 87, "N")
-    batch_number = F(88, 94, "N")
 
 
-class ADVBatchControl(Record):
+class ADVBatchControl(_BatchControlBase):
     __slots__ = ()
     record_name = "adv_batch_control"
-    record_type = F(1, 1, "C")
-    service_class_code = F(2, 4, "C")
-    entry_addenda_count = F(5, 10, "N")
-    entry_hash = F(11, 20, "N")
     total_debit = F(21, 40, "N")
     total_credit = F(41, 60, "N")
     ach_operator_data = F(61, 79)
-    odfi_identification = F(80, 87, "N")
-    batch_number = F(88, 94, "N")
 
 
-class FileControl(Record):
+class _FileControlBase(Record):
+    """Columns 1-31: the same in the common and the ADV file control layouts."""
+
     __slots__ = ()
-    record_name = "file_control"
-    record_type = F(1, 1, "C")
     batch_count = F(2, 7, "N")
     block_count = F(8, 13, "N")
     entry_addenda_count = F(14, 21, "N")
     entry_hash = F(22, 31, "N")
+
+
+class FileControl(_FileControlBase):
+    __slots__ = ()
+    record_name = "file_control"
     total_debit = F(32, 43, "N")
     total_credit = F(44, 55, "N")
     reserved_56 = F(56, 94, "R")
 
 
-class ADVFileControl(Record):
+class ADVFileControl(_FileControlBase):
     __slots__ = ()
     record_name = "adv_file_control"
-    record_type = F(1, 1, "C")
-    batch_count = F(2, 7, "N")
-    block_count = F(8, 13, "N")
-    entry_addenda_count = F(14, 21, "N")
-    entry_hash = F(22, 31, "N")
     total_debit = F(32, 51, "N")
     total_credit = F(52, 71, "N")
     reserved_72 = F(72, 94, "R")

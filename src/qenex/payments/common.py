@@ -7,8 +7,9 @@ and raises `PaymentFormatError` (never a bare exception) for input it cannot rea
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from qenex.errors import QenexError
 
@@ -77,3 +78,26 @@ class PaymentFormatError(QenexError):
 
     def as_issue(self) -> ValidationIssue:
         return ValidationIssue(self.code, self.message, self.location)
+
+
+_Msg = TypeVar("_Msg")
+
+
+def reject_options(options: Mapping[str, object], label: str, code: str) -> None:
+    """A format whose parse takes no options names the first one it was given."""
+    if options:
+        raise PaymentFormatError(f"unknown {label} option '{next(iter(options))[:40]}'", code=code)
+
+
+def parsed_or_reported(
+    data: object, kind: type[_Msg], parse: Callable[..., _Msg], report: ValidationReport, options: Mapping[str, Any]
+) -> _Msg | None:
+    """The message a ``validate`` works on: ``data`` itself when already parsed, else
+    ``parse(data, **options)``; input that cannot be parsed becomes the report's issue (None)."""
+    if isinstance(data, kind):
+        return data
+    try:
+        return parse(data, **options)
+    except PaymentFormatError as exc:
+        report.issues.append(exc.as_issue())
+        return None

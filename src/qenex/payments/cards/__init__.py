@@ -44,7 +44,7 @@ from qenex.payments.cards.pan import (
     mask,
     normalize,
 )
-from qenex.payments.common import PaymentFormatError, ValidationReport
+from qenex.payments.common import PaymentFormatError, ValidationReport, parsed_or_reported, reject_options
 
 __all__ = [
     "BRANDS",
@@ -77,8 +77,7 @@ _AUTH_CODE_CHARS = 6
 
 def parse(data: str | bytes, **options: Any) -> CardMessage:
     """Decode an ISO 8583 message (bytes, or their hex text)."""
-    if options:
-        raise PaymentFormatError(f"unknown card option '{next(iter(options))[:40]}'", code="card_unknown_option")
+    reject_options(options, "card", "card_unknown_option")
     return decode(data)
 
 
@@ -88,10 +87,8 @@ def render(msg: CardMessage) -> bytes:
 
 def validate(data: str | bytes | CardMessage, **options: Any) -> ValidationReport:
     report = ValidationReport(format="card")
-    try:
-        msg = data if isinstance(data, CardMessage) else parse(data, **options)
-    except PaymentFormatError as exc:
-        report.issues.append(exc.as_issue())
+    msg = parsed_or_reported(data, CardMessage, parse, report, options)
+    if msg is None:
         return report
     report.message_type = msg.mti
     check_message(msg, report)

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from qenex.kernel.money import format_minor
-from qenex.payments.common import PaymentFormatError, ValidationReport
+from qenex.payments.common import PaymentFormatError, ValidationReport, parsed_or_reported, reject_options
 from qenex.payments.fedwire.message import FedwireMessage, Tag, read_message
 from qenex.payments.fedwire.tags import BUSINESS_FUNCTION_CODES, LOCAL_INSTRUMENTS, TAGS
 from qenex.payments.fedwire.validator import check_message
@@ -39,18 +39,15 @@ AMOUNT_MAX_CENTS = 10**12 - 1  # {2000} holds twelve digits
 
 def parse(data: str | bytes, **options: Any) -> FedwireMessage:
     """Read a FAIM message; raises PaymentFormatError when the input holds no {tag} sequence."""
-    if options:
-        raise PaymentFormatError(f"unknown Fedwire option '{next(iter(options))[:40]}'", code="fedwire_unknown_option")
+    reject_options(options, "Fedwire", "fedwire_unknown_option")
     return read_message(data)
 
 
 def validate(data: str | bytes | FedwireMessage, **options: Any) -> ValidationReport:
     """Every problem of the message, located by {tag} and element; never raises for bad input."""
     report = ValidationReport(format="fedwire")
-    try:
-        msg = data if isinstance(data, FedwireMessage) else parse(data, **options)
-    except PaymentFormatError as exc:
-        report.issues.append(exc.as_issue())
+    msg = parsed_or_reported(data, FedwireMessage, parse, report, options)
+    if msg is None:
         return report
     report.message_type = msg.business_function_code or "FAIM"
     check_message(msg, report)

@@ -8,6 +8,7 @@ store, and renders the answer as a Rich table or, with ``--json``, one JSON docu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
@@ -139,11 +140,25 @@ def account_create_cmd(
         acct = await kernel.create_account(**kwargs)
         return await kernel.get_account(acct.id)
 
-    view = account_view(run_kernel(config, body))
+    _show_account(run_kernel(config, body), as_json)
+
+
+def _show_account(account: Any, as_json: bool) -> None:
+    view = account_view(account)
     if as_json:
         print_json(view)
     else:
         print_fields(f"Account {view.get('id')}", _flat(view))
+
+
+async def _existing(lookup: Awaitable[Any], code: str, what: str) -> Any:
+    """The awaited lookup's result, or a LedgerError ``code`` when ``what`` does not exist."""
+    found = await lookup
+    if found is None:
+        from qenex import LedgerError
+
+        raise LedgerError(code, f"{what} does not exist")
+    return found
 
 
 @account_app.command("show")
@@ -151,19 +166,10 @@ def account_show_cmd(account_id: str, config: ConfigOption = None, as_json: Json
     """Show one account with its posted, pending and available balances."""
     _text(account_id, "ACCOUNT_ID")
 
-    async def body(kernel: Any) -> Any:
-        account = await kernel.get_account(account_id)
-        if account is None:
-            from qenex import LedgerError
+    def body(kernel: Any) -> Awaitable[Any]:
+        return _existing(kernel.get_account(account_id), "account_not_found", f"account {account_id}")
 
-            raise LedgerError("account_not_found", f"account {account_id} does not exist")
-        return account
-
-    view = account_view(run_kernel(config, body))
-    if as_json:
-        print_json(view)
-    else:
-        print_fields(f"Account {view.get('id')}", _flat(view))
+    _show_account(run_kernel(config, body), as_json)
 
 
 @account_app.command("list")
@@ -211,15 +217,7 @@ def account_list_cmd(
 
 def _account_admin(config: str | None, as_json: bool, account_id: str, action: Any) -> None:
     _text(account_id, "ACCOUNT_ID")
-
-    async def body(kernel: Any) -> Any:
-        return await action(kernel)
-
-    view = account_view(run_kernel(config, body))
-    if as_json:
-        print_json(view)
-    else:
-        print_fields(f"Account {view.get('id')}", _flat(view))
+    _show_account(run_kernel(config, action), as_json)
 
 
 @account_app.command("freeze")
@@ -330,13 +328,9 @@ def tx_show_cmd(transaction_id: str, config: ConfigOption = None, as_json: JsonO
     """Show one transaction with its legs and status."""
     _text(transaction_id, "TRANSACTION_ID")
 
-    async def body(kernel: Any) -> Any:
-        tx = await kernel.get_transaction(transaction_id)
-        if tx is None:
-            from qenex import LedgerError
-
-            raise LedgerError("transaction_not_found", f"transaction {transaction_id} does not exist")
-        return tx
+    def body(kernel: Any) -> Awaitable[Any]:
+        return _existing(kernel.get_transaction(transaction_id), "transaction_not_found",
+                         f"transaction {transaction_id}")
 
     _show_transaction(run_kernel(config, body), as_json)
 

@@ -63,6 +63,11 @@ class _Call:
     idempotency_key: str | None = None
     none_on_404: bool = False  # get_account / get_transaction return None, like the kernel SDK
 
+    def request_args(self) -> dict[str, Any]:
+        """The keyword arguments of ``httpx.(Async)Client.request`` beyond method and path."""
+        headers = {"Idempotency-Key": self.idempotency_key} if self.idempotency_key else {}
+        return {"json": self.json, "params": self.params or None, "headers": headers}
+
 
 def _error(response: httpx.Response) -> QenexError:
     try:
@@ -246,6 +251,15 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def _is_final(response: httpx.Response, attempt: int, retries: int) -> bool:
+    """A response is the answer unless its status is retryable and a retry is left."""
+    return response.status_code not in RETRY_STATUSES or attempt >= retries
+
+
+def _unreachable(exc: httpx.TransportError) -> ClientError:
+    return ClientError("connection_failed", f"cannot reach the API: {exc.__class__.__name__}", 0)
+
+
 def _finish(call: _Call, response: httpx.Response) -> Any:
     if response.status_code == 404 and call.none_on_404:
         return None
@@ -274,18 +288,16 @@ class Client(_Calls):
         self.close()
 
     def _do(self, call: _Call) -> Any:
-        headers = {"Idempotency-Key": call.idempotency_key} if call.idempotency_key else {}
+        args = call.request_args()
         attempt = 0
         while True:
             response: httpx.Response | None = None
             try:
-                response = self._http.request(call.method, call.path, json=call.json, params=call.params or None,
-                                              headers=headers)
+                response = self._http.request(call.method, call.path, **args)
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
-                    raise ClientError("connection_failed", f"cannot reach the API: {exc.__class__.__name__}",
-                                      0) from None
-            if response is not None and (response.status_code not in RETRY_STATUSES or attempt >= self.retries):
+                    raise _unreachable(exc) from None
+            if response is not None and _is_final(response, attempt, self.retries):
                 return _finish(call, response)
             time.sleep(_retry_delay(attempt, response))
             attempt += 1
@@ -311,18 +323,16 @@ class AsyncClient(_Calls):
         await self.aclose()
 
     async def _do(self, call: _Call) -> Any:
-        headers = {"Idempotency-Key": call.idempotency_key} if call.idempotency_key else {}
+        args = call.request_args()
         attempt = 0
         while True:
             response: httpx.Response | None = None
             try:
-                response = await self._http.request(call.method, call.path, json=call.json,
-                                                    params=call.params or None, headers=headers)
+                response = await self._http.request(call.method, call.path, **args)
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
-                    raise ClientError("connection_failed", f"cannot reach the API: {exc.__class__.__name__}",
-                                      0) from None
-            if response is not None and (response.status_code not in RETRY_STATUSES or attempt >= self.retries):
+                    raise _unreachable(exc) from None
+            if response is not None and _is_final(response, attempt, self.retries):
                 return _finish(call, response)
             await asyncio.sleep(_retry_delay(attempt, response))
             attempt += 1

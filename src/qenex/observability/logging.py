@@ -17,13 +17,14 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from qenex.config import Settings
+from qenex.observability.asgi import ASGIApp, Message, Receive, Scope, Send
 from qenex.observability.redaction import REDACTED, is_secret_key, redact_text, redact_value
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -159,13 +160,6 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
 
 
 # -- ASGI ----------------------------------------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):

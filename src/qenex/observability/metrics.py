@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,6 +54,7 @@ from prometheus_client.registry import Collector
 from qenex.config import Settings
 from qenex.kernel.errors import LedgerError
 from qenex.kernel.money import to_minor
+from qenex.observability.asgi import ASGIApp, Message, Receive, Scope, Send
 
 LABEL_CHARS_MAX = 48
 UNMATCHED_ROUTE = "<unmatched>"
@@ -225,13 +226,6 @@ def start_metrics_server(settings: Settings) -> Any | None:
 
 
 # -- ASGI ----------------------------------------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
     """A tiny ASGI app answering any GET with the exposition (mount it at /metrics)."""

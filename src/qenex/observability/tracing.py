@@ -13,12 +13,13 @@ from a W3C ``traceparent`` header, named ``"<METHOD> <route template>"``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from qenex import __version__
 from qenex.config import ConfigError, Settings
+from qenex.observability.asgi import ASGIApp, Message, Receive, Scope, Send
 from qenex.observability.logging import get_request_id
 
 SERVICE_NAME = "qenex"
@@ -99,13 +100,6 @@ def span(name: str, kind: str = "INTERNAL", context: Any = None, **attributes: A
 
 
 # -- ASGI ----------------------------------------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 
 class TracingMiddleware:
     """One SERVER span per HTTP request when tracing is enabled; a pass-through otherwise."""

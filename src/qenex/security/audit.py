@@ -323,6 +323,17 @@ def _new_key(env: Envelope, key_id: int) -> tuple[MLDSA65PrivateKey, tuple[Any, 
     return private, (key_id, SIGNING_ALGORITHM, public, sealed)
 
 
+def _signing_key(
+    env: Envelope, key_row: tuple[Any, ...] | None
+) -> tuple[int, MLDSA65PrivateKey, tuple[Any, ...] | None]:
+    """(key id, private key, the key's row to insert when this first checkpoint creates it)."""
+    if key_row is None:
+        private, params = _new_key(env, 1)
+        return 1, private, params
+    key_id = int(key_row[0])
+    return key_id, _open_private(env, key_id, bytes(key_row[1]), bytes(key_row[2])), None
+
+
 def _sign(
     cp_id: int, tail: tuple[Any, ...], key_id: int, private: MLDSA65PrivateKey
 ) -> tuple[Any, ...]:
@@ -420,14 +431,9 @@ def checkpoint(conn: psycopg.Connection[Any], *, provider: MasterKeyProvider | N
         if last is not None and int(last[1]) == int(tail[0]):
             return int(last[0])
         env = _envelope(_conninfo_of(conn), provider)
-        key_row = conn.execute(_LAST_KEY_SQL).fetchone()
-        if key_row is None:
-            private, params = _new_key(env, 1)
-            conn.execute(_INSERT_KEY_SQL, params)
-            key_id = 1
-        else:
-            key_id = int(key_row[0])
-            private = _open_private(env, key_id, bytes(key_row[1]), bytes(key_row[2]))
+        key_id, private, new_key = _signing_key(env, conn.execute(_LAST_KEY_SQL).fetchone())
+        if new_key is not None:
+            conn.execute(_INSERT_KEY_SQL, new_key)
         cp_id = int(last[0]) + 1 if last is not None else 1
         conn.execute(_INSERT_CP_SQL, _sign(cp_id, tail, key_id, private))
     return cp_id
@@ -488,14 +494,9 @@ async def checkpoint_async(
         if last is not None and int(last[1]) == int(tail[0]):
             return int(last[0])
         env = _envelope(_conninfo_of(conn), provider)
-        key_row = await (await conn.execute(_LAST_KEY_SQL)).fetchone()
-        if key_row is None:
-            private, params = _new_key(env, 1)
-            await conn.execute(_INSERT_KEY_SQL, params)
-            key_id = 1
-        else:
-            key_id = int(key_row[0])
-            private = _open_private(env, key_id, bytes(key_row[1]), bytes(key_row[2]))
+        key_id, private, new_key = _signing_key(env, await (await conn.execute(_LAST_KEY_SQL)).fetchone())
+        if new_key is not None:
+            await conn.execute(_INSERT_KEY_SQL, new_key)
         cp_id = int(last[0]) + 1 if last is not None else 1
         await conn.execute(_INSERT_CP_SQL, _sign(cp_id, tail, key_id, private))
     return cp_id

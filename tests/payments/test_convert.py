@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from mt_samples import mt202_args, mt202cov_args, statement_args
 
 from qenex.payments import convert as cv
 from qenex.payments import iso20022 as mx
@@ -144,14 +145,8 @@ def test_pacs008_with_two_transactions_is_refused():
 
 
 def _mt202(**extra) -> str:
-    kw = dict(
-        sender_bic="BANKBEBB",
-        receiver_bic="BANKDEFF",
-        reference="FI-1",
-        related_reference="REL-1",
+    kw = mt202_args(
         amount=Decimal("5000000.00"),
-        currency="EUR",
-        beneficiary_institution_bic="BANKFRPP",
         beneficiary_institution_account="FR7630006000011234567890189",
         intermediary_bic="BANKNL2A",
         account_with_bic="BANKFRPP",
@@ -183,22 +178,15 @@ def test_mt202_to_pacs009_and_back():
 def test_mt202cov_to_pacs009_cov_and_back():
     cov = str(
         swift.create_mt202cov(
-            sender_bic="BANKBEBB",
-            receiver_bic="BANKDEFF",
-            reference="COV-1",
-            related_reference="REF-0001",
-            amount="10.00",
-            currency="EUR",
-            beneficiary_institution_bic="BANKFRPP",
-            ordering_customer_account="BE68539007547034",
-            ordering_customer_name="JOHN DOE",
-            beneficiary_account="FR1420041010050500013M02606",
-            beneficiary_name="JANE ROE",
-            underlying_ordering_institution_bic="BANKBEB1",
-            underlying_account_with_bic="BANKFRP1",
-            remittance_info="INVOICE 7",
-            instructed_amount="10.00",
-            uetr=UETR,
+            **mt202cov_args(
+                amount="10.00",
+                beneficiary_name="JANE ROE",
+                underlying_ordering_institution_bic="BANKBEB1",
+                underlying_account_with_bic="BANKFRP1",
+                remittance_info="INVOICE 7",
+                instructed_amount="10.00",
+                uetr=UETR,
+            )
         )
     )
     result = cv.convert(cov, "pacs.009")
@@ -225,19 +213,7 @@ def _mt940() -> str:
         swift.StatementEntry(Decimal("-25.50"), date(2024, 1, 15), "NTRF", "NONREF", "B1", date(2024, 1, 15), "RENT"),
         swift.StatementEntry(Decimal("1000.00"), date(2024, 1, 16), "NMSC", "SALARY", "B2", details="SALARY JAN"),
     ]
-    return str(
-        swift.create_mt940(
-            sender_bic="BANKDEFF",
-            receiver_bic="BANKBEBB",
-            reference="STMT-1",
-            account="DE89370400440532013000",
-            currency="EUR",
-            opening_balance=Decimal("100.00"),
-            opening_date=date(2024, 1, 14),
-            entries=entries,
-            closing_date=date(2024, 1, 16),
-        )
-    )
+    return str(swift.create_mt940(**statement_args(entries=entries, closing_date=date(2024, 1, 16))))
 
 
 def test_mt940_to_camt053_carries_balances_and_entries():

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from mt_samples import confirmation_args, mt202_args, mt202cov_args, statement_args
 
 from qenex.payments import SWIFTProtocol, swift
 from qenex.payments.common import PaymentFormatError
@@ -392,34 +393,20 @@ def test_builder_rejects_bad_input_with_a_clear_error(change, fragment):
 
 def test_create_mt202_and_cov():
     m202 = swift.create_mt202(
-        sender_bic="BANKBEBB",
-        receiver_bic="BANKDEFF",
-        reference="FI-1",
-        related_reference="REL-1",
-        amount=Decimal("5000000.00"),
-        currency="EUR",
-        beneficiary_institution_bic="BANKFRPP",
-        account_with_bic="BANKFRPP",
-        intermediary_bic="BANKNL2A",
-        value_date=date(2024, 2, 1),
+        **mt202_args(
+            amount=Decimal("5000000.00"),
+            account_with_bic="BANKFRPP",
+            intermediary_bic="BANKNL2A",
+            value_date=date(2024, 2, 1),
+        )
     )
     text = str(m202)
     assert swift.validate(text).valid and swift.validate(text).message_type == "MT202"
     assert ":58A:BANKFRPP\r\n" in text and m202.uetr
     cov = swift.create_mt202cov(
-        sender_bic="BANKBEBB",
-        receiver_bic="BANKDEFF",
-        reference="COV-1",
-        related_reference="REF-0001",
-        amount="1234.56",
-        currency="EUR",
-        beneficiary_institution_bic="BANKFRPP",
-        ordering_customer_account="BE68539007547034",
-        ordering_customer_name="JOHN DOE",
-        beneficiary_account="FR1420041010050500013M02606",
-        beneficiary_name="PIERRE DUPONT",
-        remittance_info="INVOICE 1",
-        instructed_amount="1234.56",
+        **mt202cov_args(
+            amount="1234.56", beneficiary_name="PIERRE DUPONT", remittance_info="INVOICE 1", instructed_amount="1234.56"
+        )
     )
     report = swift.validate(str(cov))
     assert report.valid, report.issues
@@ -429,17 +416,9 @@ def test_create_mt202_and_cov():
 def test_mt202cov_sequence_b_rules():
     cov = str(
         swift.create_mt202cov(
-            sender_bic="BANKBEBB",
-            receiver_bic="BANKDEFF",
-            reference="COV-1",
-            related_reference="REF-0001",
-            amount="1.00",
-            currency="EUR",
-            beneficiary_institution_bic="BANKFRPP",
-            ordering_customer_account=None,
-            ordering_customer_name="JOHN DOE",
-            beneficiary_account="123",
-            beneficiary_name="X",
+            **mt202cov_args(
+                amount="1.00", ordering_customer_account=None, beneficiary_account="123", beneficiary_name="X"
+            )
         )
     )
     report = swift.validate(mutate(cov, ":59:/123\r\nX\r\n", ""))
@@ -449,38 +428,12 @@ def test_mt202cov_sequence_b_rules():
 
 
 def test_create_mt900_and_mt910():
-    m900 = swift.create_mt900(
-        sender_bic="BANKDEFF",
-        receiver_bic="BANKBEBB",
-        reference="D-1",
-        related_reference="REF-0001",
-        account="123-456",
-        amount="99.99",
-        currency="USD",
-        value_date=date(2024, 3, 1),
-    )
+    m900 = swift.create_mt900(**confirmation_args(reference="D-1", value_date=date(2024, 3, 1)))
     assert swift.validate(str(m900)).valid
-    m910 = swift.create_mt910(
-        sender_bic="BANKDEFF",
-        receiver_bic="BANKBEBB",
-        reference="C-1",
-        related_reference="REF-0001",
-        account="123-456",
-        amount="99.99",
-        currency="USD",
-        ordering_institution_bic="BANKFRPP",
-    )
+    m910 = swift.create_mt910(**confirmation_args(reference="C-1", ordering_institution_bic="BANKFRPP"))
     assert swift.validate(str(m910)).message_type == "MT910"
     with pytest.raises(PaymentFormatError) as info:  # MT910 C1: 50a or 52a
-        swift.create_mt910(
-            sender_bic="BANKDEFF",
-            receiver_bic="BANKBEBB",
-            reference="C-1",
-            related_reference="R",
-            account="1",
-            amount="1.00",
-            currency="USD",
-        )
+        swift.create_mt910(**confirmation_args(reference="C-1", related_reference="R", account="1", amount="1.00"))
     assert "50a or field 52a" in info.value.message
 
 
@@ -492,17 +445,7 @@ def _entries():
 
 
 def test_create_mt940_computes_the_closing_balance():
-    msg = swift.create_mt940(
-        sender_bic="BANKDEFF",
-        receiver_bic="BANKBEBB",
-        reference="STMT-1",
-        account="DE89370400440532013000",
-        currency="EUR",
-        opening_balance=Decimal("100.00"),
-        opening_date=date(2024, 1, 14),
-        entries=_entries(),
-        closing_date=date(2024, 1, 16),
-    )
+    msg = swift.create_mt940(**statement_args(entries=_entries(), closing_date=date(2024, 1, 16)))
     text = str(msg)
     assert ":62F:C240116EUR1074,50\r\n" in text
     assert ":61:2401150115D25,50NTRFNONREF//B1\r\n:86:RENT\r\n" in text
@@ -514,14 +457,9 @@ def test_create_mt940_computes_the_closing_balance():
 
 def test_create_mt950_has_no_86_and_negative_balances():
     msg = swift.create_mt950(
-        sender_bic="BANKDEFF",
-        receiver_bic="BANKBEBB",
-        reference="STMT-2",
-        account="123",
-        currency="USD",
-        opening_balance=Decimal("-10.00"),
-        opening_date=date(2024, 1, 14),
-        entries=_entries(),
+        **statement_args(
+            reference="STMT-2", account="123", currency="USD", opening_balance=Decimal("-10.00"), entries=_entries()
+        )
     )
     text = str(msg)
     assert ":86:" not in text and ":60F:D240114USD10,00\r\n" in text and ":62F:C240114USD964,50\r\n" in text
@@ -529,18 +467,7 @@ def test_create_mt950_has_no_86_and_negative_balances():
 
 
 def test_statement_rules():
-    text = str(
-        swift.create_mt940(
-            sender_bic="BANKDEFF",
-            receiver_bic="BANKBEBB",
-            reference="S",
-            account="1",
-            currency="EUR",
-            opening_balance=Decimal("100.00"),
-            opening_date=date(2024, 1, 14),
-            entries=_entries(),
-        )
-    )
+    text = str(swift.create_mt940(**statement_args(reference="S", account="1", entries=_entries())))
     report = swift.validate(mutate(text, ":62F:C240114EUR1074,50", ":62F:C240114USD1074,5"))
     assert "one currency" in messages(report)
     report = swift.validate(mutate(text, ":62F:C240114EUR1074,50", ":62F:C240114EUR1074,60"))
@@ -590,17 +517,7 @@ def test_mt103_remit_is_valid_with_77t_and_without_70():
 
 
 def test_mt202_cov_flag_and_sequence_b_go_together():
-    m202 = str(
-        swift.create_mt202(
-            sender_bic="BANKBEBB",
-            receiver_bic="BANKDEFF",
-            reference="FI-1",
-            related_reference="REL-1",
-            amount="1.00",
-            currency="EUR",
-            beneficiary_institution_bic="BANKFRPP",
-        )
-    )
+    m202 = str(swift.create_mt202(**mt202_args(amount="1.00")))
     report = swift.validate(m202.replace("{3:{", "{3:{119:COV}{"))
     assert "must carry sequence B" in messages(report)
 

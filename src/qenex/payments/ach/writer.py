@@ -47,6 +47,19 @@ def _num(value: int | str, width: int, name: str) -> str:
     return text.zfill(width)
 
 
+def _iat_bank(code: str, who: str, name: str, qualifier: str, ident: str, country: str, seq: str) -> str:
+    """IAT addenda 13 (ODFI) and 14 (RDFI): name, ID qualifier, identification, branch country."""
+    return (
+        code
+        + _alnum(name, 35, f"{who} name")
+        + _alnum(qualifier, 2, f"{who} ID qualifier")
+        + _alnum(ident, 34, f"{who} identification")
+        + _alnum(country, 3, f"{who} country")
+        + " " * 10
+        + seq
+    )
+
+
 def _routing(value: str, name: str) -> str:
     if not C.routing_valid(value):
         raise PaymentFormatError(f"{name} '{value[:12]}' is not a valid 9-digit routing number", code="ach_routing")
@@ -416,20 +429,8 @@ class FileBuilder:
             + _alnum(p.originator_country_postal, 35, "originator country/postal code")
             + " " * 14
             + seq,
-            "713"
-            + _alnum(p.odfi_name, 35, "ODFI name")
-            + _alnum(p.odfi_id_qualifier, 2, "ODFI ID qualifier")
-            + _alnum(p.odfi_id, 34, "ODFI identification")
-            + _alnum(p.odfi_country, 3, "ODFI country")
-            + " " * 10
-            + seq,
-            "714"
-            + _alnum(p.rdfi_name, 35, "RDFI name")
-            + _alnum(p.rdfi_id_qualifier, 2, "RDFI ID qualifier")
-            + _alnum(p.rdfi_id, 34, "RDFI identification")
-            + _alnum(p.rdfi_country, 3, "RDFI country")
-            + " " * 10
-            + seq,
+            _iat_bank("713", "ODFI", p.odfi_name, p.odfi_id_qualifier, p.odfi_id, p.odfi_country, seq),
+            _iat_bank("714", "RDFI", p.rdfi_name, p.rdfi_id_qualifier, p.rdfi_id, p.rdfi_country, seq),
             "715"
             + _alnum(p.receiver_id, 15, "receiver identification")
             + _alnum(p.receiver_street, 35, "receiver street")

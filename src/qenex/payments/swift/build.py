@@ -121,6 +121,16 @@ def _bic_party(bic: str, account: str | None = None, what: str = "institution") 
     return f"{_account(account, what + ' account')}\n{code}" if account else code
 
 
+def _option_a(tag: str, bic: str | None, what: str) -> list[tuple[str, str]]:
+    """An optional institution field in option A (BIC): no field when no BIC is given."""
+    return [(tag, _bic_party(bic, what=what))] if bic else []
+
+
+def _free_text(tag: str, text: str | None, what: str, max_lines: int = NAME_LINES_MAX) -> list[tuple[str, str]]:
+    """An optional narrative field (70, 72) wrapped to 35-character lines: none without text."""
+    return [(tag, "\n".join(_lines(text, what, max_lines)))] if text else []
+
+
 def assemble(
     mt: str,
     sender_bic: str,
@@ -199,23 +209,18 @@ def create_mt103(
         if exchange_rate is not None:
             fields.append(("36", swift_amount_text(Decimal(str(exchange_rate)))))
     fields.append(("50K", _party(sender_account, ordering_name, ordering_address, "ordering customer")))
-    if ordering_institution_bic:
-        fields.append(("52A", _bic_party(ordering_institution_bic, what="ordering_institution_bic")))
-    if intermediary_bic:
-        fields.append(("56A", _bic_party(intermediary_bic, what="intermediary_bic")))
-    if beneficiary_bank_bic:
-        fields.append(("57A", _bic_party(beneficiary_bank_bic, what="beneficiary_bank_bic")))
+    fields += _option_a("52A", ordering_institution_bic, "ordering_institution_bic")
+    fields += _option_a("56A", intermediary_bic, "intermediary_bic")
+    fields += _option_a("57A", beneficiary_bank_bic, "beneficiary_bank_bic")
     fields.append(("59", _party(receiver_account, beneficiary_name, beneficiary_address, "beneficiary")))
-    if remittance_info:
-        fields.append(("70", "\n".join(_lines(remittance_info, "remittance_info"))))
+    fields += _free_text("70", remittance_info, "remittance_info")
     fields.append(("71A", charges))
     for ch_ccy, ch_amount in sender_charges:
         fields.append(("71F", f"{ch_ccy.upper()}{_amount(ch_amount, ch_ccy.upper(), '71F', allow_zero=True)}"))
     if receiver_charges is not None:
         g_ccy = receiver_charges[0].upper()
         fields.append(("71G", f"{g_ccy}{_amount(receiver_charges[1], g_ccy, '71G')}"))
-    if sender_to_receiver:
-        fields.append(("72", "\n".join(_lines(sender_to_receiver, "sender_to_receiver", 6))))
+    fields += _free_text("72", sender_to_receiver, "sender_to_receiver", 6)
     header = _uetr_header(uetr, [("119", "STP")] if stp else [])
     return assemble("103", sender_bic, receiver_bic, fields, header)
 
@@ -239,17 +244,13 @@ def _mt202_seq_a(
         ("21", _ref(related_reference, "related_reference")),
         ("32A", f"{_date(value_date)}{ccy}{_amount(amount, ccy, 'amount')}"),
     ]
-    if ordering_institution_bic:
-        fields.append(("52A", _bic_party(ordering_institution_bic, what="ordering_institution_bic")))
-    if intermediary_bic:
-        fields.append(("56A", _bic_party(intermediary_bic, what="intermediary_bic")))
-    if account_with_bic:
-        fields.append(("57A", _bic_party(account_with_bic, what="account_with_bic")))
+    fields += _option_a("52A", ordering_institution_bic, "ordering_institution_bic")
+    fields += _option_a("56A", intermediary_bic, "intermediary_bic")
+    fields += _option_a("57A", account_with_bic, "account_with_bic")
     fields.append(
         ("58A", _bic_party(beneficiary_institution_bic, beneficiary_institution_account, "beneficiary_institution_bic"))
     )
-    if sender_to_receiver:
-        fields.append(("72", "\n".join(_lines(sender_to_receiver, "sender_to_receiver", 6))))
+    fields += _free_text("72", sender_to_receiver, "sender_to_receiver", 6)
     return fields
 
 
@@ -326,13 +327,10 @@ def create_mt202cov(
         None,
     )
     fields.append(("50K", _party(ordering_customer_account, ordering_customer_name, (), "ordering customer")))
-    if underlying_ordering_institution_bic:
-        fields.append(("52A", _bic_party(underlying_ordering_institution_bic, what="underlying ordering inst.")))
-    if underlying_account_with_bic:
-        fields.append(("57A", _bic_party(underlying_account_with_bic, what="underlying account with inst.")))
+    fields += _option_a("52A", underlying_ordering_institution_bic, "underlying ordering inst.")
+    fields += _option_a("57A", underlying_account_with_bic, "underlying account with inst.")
     fields.append(("59", _party(beneficiary_account, beneficiary_name, (), "beneficiary")))
-    if remittance_info:
-        fields.append(("70", "\n".join(_lines(remittance_info, "remittance_info"))))
+    fields += _free_text("70", remittance_info, "remittance_info")
     if instructed_amount is not None:
         ins_ccy = (instructed_currency or currency).upper()
         fields.append(("33B", f"{ins_ccy}{_amount(instructed_amount, ins_ccy, 'instructed_amount')}"))
@@ -360,8 +358,7 @@ def _confirmation(
         ("32A", f"{_date(value_date)}{ccy}{_amount(amount, ccy, 'amount')}"),
     ]
     fields.extend(parties)
-    if sender_to_receiver:
-        fields.append(("72", "\n".join(_lines(sender_to_receiver, "sender_to_receiver", 6))))
+    fields += _free_text("72", sender_to_receiver, "sender_to_receiver", 6)
     return assemble(mt, sender_bic, receiver_bic, fields)
 
 
@@ -379,11 +376,7 @@ def create_mt900(
     sender_to_receiver: str | None = None,
 ) -> Message:
     """An MT900 Confirmation of Debit."""
-    parties = (
-        [("52A", _bic_party(ordering_institution_bic, what="ordering_institution_bic"))]
-        if ordering_institution_bic
-        else []
-    )
+    parties = _option_a("52A", ordering_institution_bic, "ordering_institution_bic")
     return _confirmation(
         "900",
         sender_bic,
@@ -419,10 +412,8 @@ def create_mt910(
     parties: list[tuple[str, str]] = []
     if ordering_customer_name:
         parties.append(("50K", _party(ordering_customer_account, ordering_customer_name, (), "ordering customer")))
-    if ordering_institution_bic:
-        parties.append(("52A", _bic_party(ordering_institution_bic, what="ordering_institution_bic")))
-    if intermediary_bic:
-        parties.append(("56A", _bic_party(intermediary_bic, what="intermediary_bic")))
+    parties += _option_a("52A", ordering_institution_bic, "ordering_institution_bic")
+    parties += _option_a("56A", intermediary_bic, "intermediary_bic")
     return _confirmation(
         "910",
         sender_bic,

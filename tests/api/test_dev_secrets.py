@@ -6,13 +6,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
-from .conftest import server_env, start_server
+from .conftest import drop_database, new_database, server_env, start_server
 
 
-def test_dev_server_without_secrets_issues_tokens(api_db_url, tmp_path):
+@pytest.fixture()
+def dev_db_url(pg_admin_url: str) -> Iterator[str]:
+    """Its own database: the session one holds token signing keys sealed under the test JWT secret,
+    which the freshly generated development secret cannot open."""
+    from qenex.store.migrate import migrate
+
+    name, url = new_database(pg_admin_url)
+    migrate(url)
+    yield url
+    drop_database(pg_admin_url, name)
+
+
+def test_dev_server_without_secrets_issues_tokens(dev_db_url, tmp_path):
+    api_db_url = dev_db_url
     data_dir = tmp_path / "dev"
     env_extra = {"QENEX_ENV": "development", "QENEX_SECRET_KEY": "", "QENEX_JWT_SECRET": ""}
     env = {k: v for k, v in server_env(api_db_url, data_dir, **env_extra).items()

@@ -81,6 +81,8 @@ OWNER_ID_CHARS_MAX: Final = 200
 AMOUNT_CACHE_ENTRIES: Final = 4_096
 ID_MAX: Final = 2**63 - 1  # ids are PostgreSQL bigints
 FX_RATE_MAX: Final = Decimal(10) ** 9
+# From this many items on, a batch's idempotency keys are looked up while its items are validated.
+PREFETCH_ITEMS_MIN: Final = S.COPY_ROWS_MIN
 _KIND_NAMES: Final = {0: "posted", 1: "pending", 2: "post_pending", 3: "void", 4: "expire"}
 _PENDING_STATUS: Final = {0: "pending", 1: "posted", 2: "voided", 3: "expired"}
 
@@ -89,6 +91,27 @@ _PENDING_STATUS: Final = {0: "pending", 1: "posted", 2: "voided", 3: "expired"}
 class _Job:
     commands: list[Command]
     future: asyncio.Future[list[ItemResult]]
+    known: S.KnownKeys | None = None  # idempotency keys looked up before the lock
+
+
+def _merge_known(jobs: list[_Job]) -> S.KnownKeys | None:
+    """The prefetched keys of a group: a job without a prefetch has its keys read under the lock."""
+    known = [job.known for job in jobs if job.known is not None]
+    if not known:
+        return None
+    if len(known) == 1:
+        return known[0]
+    return frozenset().union(*(k[0] for k in known)), {r: v for k in known for r, v in k[1].items()}
+
+
+def _item_keys(items: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The well-formed idempotency keys of a batch (a malformed one is rejected with its item)."""
+    keys = []
+    for item in items:
+        key = item.get("idempotency_key")
+        if type(key) is str and 0 < len(key) <= IDEMPOTENCY_KEY_CHARS_MAX and "\x00" not in key:
+            keys.append(key)
+    return keys
 
 
 def _digest(*parts: object) -> bytes:
@@ -312,7 +335,7 @@ class FinancialKernel:
         commands = [c for job in jobs for c in job.commands]
         try:
             conn = await self._writer_connection()
-            results = await S.run_batch(conn, commands)
+            results = await S.run_batch(conn, commands, _merge_known(jobs))
         except Exception as exc:  # noqa: BLE001 - the writer must survive; every waiting caller gets the error
             if len(jobs) > 1 and not isinstance(exc, psycopg.OperationalError):
                 for job in jobs:  # one caller's bad input must not fail the others: retry each alone
@@ -329,11 +352,11 @@ class FinancialKernel:
                 job.future.set_result(results[start:end])
             start = end
 
-    async def _submit(self, commands: list[Command]) -> list[ItemResult]:
+    async def _submit(self, commands: list[Command], known: S.KnownKeys | None = None) -> list[ItemResult]:
         if self._writer_task is None:
             raise LedgerError(E.INVALID_REQUEST, "the kernel is not initialised; call initialize() first")
         future: asyncio.Future[list[ItemResult]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(commands, future))
+        await self._queue.put(_Job(commands, future, known))
         return await future
 
     async def _sweeper_loop(self) -> None:
@@ -364,14 +387,38 @@ class FinancialKernel:
             raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
         return cur
 
-    async def _prepare(self, items: Sequence[Mapping[str, Any]]) -> list[Command]:
-        """Build the commands: plain transfers directly; the rest once what they need (account
-        currencies, system accounts) is resolved.
+    async def _prepare_prefetching(self, items: Sequence[Mapping[str, Any]]
+                                   ) -> tuple[list[Command], S.KnownKeys | None]:
+        """_prepare, and for a large batch its idempotency keys looked up meanwhile: the plain
+        items are built in a worker thread while the event loop sends the lookup and waits, so
+        the server's part of the read overlaps the client's validation instead of following it."""
+        keys = _item_keys(items) if len(items) >= PREFETCH_ITEMS_MIN else []
+        if not keys:
+            return await self._prepare(items), None
+        fast, known = await asyncio.gather(asyncio.to_thread(self._build_all_fast, items), self._prefetch(keys))
+        return await self._prepare(items, fast), known
+
+    async def _prefetch(self, keys: list[str]) -> S.KnownKeys | None:
+        """None when the lookup fails: the keys are then read under the lock, as without prefetch."""
+        try:
+            async with self._require_pool().connection() as conn:
+                return await S.prefetch_idempotency(conn, keys)
+        except psycopg.Error:
+            return None
+
+    def _build_all_fast(self, items: Sequence[Mapping[str, Any]]) -> list[NewTransaction | None]:
+        build_fast = self._build_fast
+        return [build_fast(item) for item in items]
+
+    async def _prepare(self, items: Sequence[Mapping[str, Any]],
+                       fast: list[NewTransaction | None] | None = None) -> list[Command]:
+        """Build the commands: plain transfers directly (or take ``fast``, already built); the rest
+        once what they need (account currencies, system accounts) is resolved.
 
         Nothing here rejects: a malformed item becomes a Rejected command, so it fails alone
         (or fails its linked chain) like any other item."""
-        build_fast = self._build_fast
-        fast = [build_fast(item) for item in items]
+        if fast is None:
+            fast = self._build_all_fast(items)
         slow = [item for item, cmd in zip(items, fast, strict=True) if cmd is None]
         if not slow:
             return fast  # type: ignore[return-value]  # no None left
@@ -547,8 +594,8 @@ class FinancialKernel:
                 raise LedgerError(E.INVALID_REQUEST, "every batch item must be a mapping")
         if not items:
             return []
-        commands = await self._prepare(items)
-        return [self._result(r) for r in await self._submit(commands)]
+        commands, known = await self._prepare_prefetching(items)
+        return [self._result(r) for r in await self._submit(commands, known)]
 
     async def _one(self, command: Command) -> int:
         result = (await self._submit([command]))[0]

@@ -262,9 +262,35 @@ def _command_ids(commands: Sequence[Command]) -> tuple[set[int], list[int], list
     return accounts, pending_ids, reverse_ids, keys
 
 
-async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool) -> BatchState:
-    """BEGIN (optionally), the ledger lock, then the one read statement: one round trip."""
+# Idempotency records read before the lock: (keys looked up, records found among them).
+KnownKeys = tuple[frozenset[str], dict[str, tuple[bytes, int]]]
+
+_SQL_PREFETCH_IDEM = (
+    "SELECT i.key, i.request_hash, i.result_id FROM unnest(%(keys)b::text[]) AS q(key), "
+    "LATERAL (SELECT key, request_hash, result_id FROM ledger_idempotency WHERE key = q.key LIMIT 1) AS i"
+)
+
+
+async def prefetch_idempotency(conn: AConn, keys: Sequence[str]) -> KnownKeys:
+    """Look a large batch's idempotency keys up outside the ledger lock (on any connection), so
+    the server does it while the client still validates the items.
+
+    Safe without the lock: a record is never updated or deleted, so a key found stays found; a
+    key reported absent may be stored by another writer before the lock, and then the batch's
+    own insert of it violates the primary key, and run_batch re-runs the batch reading every
+    key under the lock."""
+    cur = await conn.execute(_SQL_PREFETCH_IDEM, {"keys": list(keys)}, binary=True)
+    return frozenset(keys), {k: (bytes(h), i) for k, h, i in await cur.fetchall()}
+
+
+async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool,
+                      known: KnownKeys | None = None) -> BatchState:
+    """BEGIN (optionally), the ledger lock, then the one read statement: one round trip. Keys in
+    ``known`` were looked up before the lock and are not read again."""
     account_ids, pending_ids, reverse_ids, keys = _command_ids(commands)
+    if known is not None:
+        covered = known[0]
+        keys = [k for k in keys if k not in covered]
     lookup_ids = pending_ids + reverse_ids
     params = {"keys": keys, "pending": pending_ids, "lookup": lookup_ids, "reverse": reverse_ids,
               "accounts": list(account_ids)}
@@ -275,7 +301,10 @@ async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool) -> 
         cur = await conn.execute(_read_sql(bool(keys), bool(lookup_ids)), params, binary=True)
     # Fetched after the pipeline's Sync: fetching inside the block costs a flush request and a
     # second wait on the server (~40 us of client CPU per batch here).
-    return _state_from_rows(await cur.fetchall())
+    state = _state_from_rows(await cur.fetchall())
+    if known is not None:
+        state.idempotency = {**known[1], **state.idempotency}
+    return state
 
 
 def _state_from_rows(rows: list[tuple[Any, ...]]) -> BatchState:
@@ -307,12 +336,12 @@ def _state_from_rows(rows: list[tuple[Any, ...]]) -> BatchState:
                       originals=originals, reversed_ids=reversed_ids, idempotency=idempotency)
 
 
-async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transaction: bool = False
-                         ) -> list[ItemResult]:
+async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transaction: bool = False,
+                         known: KnownKeys | None = None) -> list[ItemResult]:
     """Lock, read, plan, write. Inside the caller's transaction, or with ``own_transaction`` (an
     autocommit connection) BEGIN is pipelined with the reads and COMMIT with the writes, which
-    saves two round trips per batch."""
-    state = await _read_state(conn, commands, begin=own_transaction)
+    saves two round trips per batch. ``known``: idempotency keys already looked up (prefetch)."""
+    state = await _read_state(conn, commands, begin=own_transaction, known=known)
     streamed = len(commands) >= COPY_ROWS_MIN
     plan = await _plan_and_copy(conn, commands, state) if streamed else plan_batch(commands, state)
     if not plan.journal:
@@ -366,13 +395,26 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
     return plan.results
 
 
-async def run_batch(conn: AConn, commands: Sequence[Command]) -> list[ItemResult]:
-    """One batch in its own database transaction: all-or-nothing at the database level."""
+async def run_batch(conn: AConn, commands: Sequence[Command], known: KnownKeys | None = None
+                    ) -> list[ItemResult]:
+    """One batch in its own database transaction: all-or-nothing at the database level. With
+    prefetched keys, a key stored by another writer since the prefetch fails the batch's insert
+    of it (primary key); the batch then runs again with every key read under the lock."""
+    if known is None:
+        return await _run_batch_once(conn, commands, None)
+    try:
+        return await _run_batch_once(conn, commands, known)
+    except psycopg.errors.UniqueViolation:
+        return await _run_batch_once(conn, commands, None)
+
+
+async def _run_batch_once(conn: AConn, commands: Sequence[Command], known: KnownKeys | None
+                          ) -> list[ItemResult]:
     if not conn.autocommit:
         async with conn.transaction():
-            return await plan_and_write(conn, commands)
+            return await plan_and_write(conn, commands, known=known)
     try:
-        return await plan_and_write(conn, commands, own_transaction=True)
+        return await plan_and_write(conn, commands, own_transaction=True, known=known)
     except BaseException:
         if not conn.closed and not conn.broken:
             with contextlib.suppress(psycopg.Error):

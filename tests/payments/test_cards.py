@@ -225,6 +225,16 @@ def test_decode_errors() -> None:
         assert not cards.validate(data).valid
 
 
+def test_unknown_option_is_an_error_parse_raises_and_validate_reports() -> None:
+    wire = cards.render(_request())
+    with pytest.raises(PaymentFormatError) as info:
+        cards.parse(wire, strict=True)
+    assert info.value.code == "card_unknown_option" and "'strict'" in info.value.message
+    report = cards.validate(wire, strict=True)
+    assert not report.valid and [i.code for i in report.errors] == ["card_unknown_option"]
+    assert cards.validate(_request(), strict=True).valid  # a parsed message has no parse options to check
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_decoder_never_crashes(data: bytes) -> None:

@@ -165,6 +165,16 @@ def test_structure_errors() -> None:
         ctr(amount_cents=10**12)
 
 
+def test_unknown_option_is_an_error_parse_raises_and_validate_reports() -> None:
+    text = ctr().to_string()
+    with pytest.raises(PaymentFormatError) as info:
+        fedwire.parse(text, strict=True)
+    assert info.value.code == "fedwire_unknown_option" and "'strict'" in info.value.message
+    report = fedwire.validate(text, strict=True)
+    assert not report.valid and codes(report) == {"fedwire_unknown_option"}
+    assert fedwire.validate(ctr(), strict=True).valid  # a parsed message has no parse options to check
+
+
 def test_shared_samples(shared_dir: Path) -> None:
     manifest = shared_dir / "payments" / "dev" / "manifest.csv"
     if not manifest.is_file():

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from qenex.api import sensitive
 from qenex.api.deps import account_dict, audited, context, record_denial, require, visible_account
 from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES, ApiError
@@ -50,14 +51,17 @@ def accounts_router() -> APIRouter:
             raise ApiError("forbidden_owner", "a customer credential opens accounts for its own owner id only", 403)
 
         async def run(key: str | None) -> Response:
+            metadata = await sensitive.seal(ctx.envelope, body.metadata, sensitive.ACCOUNTS_TABLE,
+                                            sensitive.account_binding(body.owner_id))
+
             async def work() -> Any:
                 return await ctx.kernel.create_account(
                     body.owner_id, body.account_type, body.currency.upper(), body.initial_balance,
-                    overdraft_limit=body.overdraft_limit, metadata=body.metadata, idempotency_key=key)
+                    overdraft_limit=body.overdraft_limit, metadata=metadata, idempotency_key=key)
 
             account = await audited(request, principal, "account.create", f"owner:{body.owner_id}", work,
                                     {"currency": body.currency.upper(), "account_type": body.account_type})
-            return JSONResponse(account_dict(account), status_code=201,
+            return JSONResponse(account_dict(account, ctx.envelope), status_code=201,
                                 headers={"Location": f"/api/v1/accounts/{account.id}"})
 
         return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
@@ -81,16 +85,18 @@ def accounts_router() -> APIRouter:
         after = int(cursor) if cursor else None
         if after is not None and not 0 < after <= ID_MAX:
             raise ApiError("invalid_cursor", "cursor is not one this API returned", 400)
-        items = await context(request).kernel.list_accounts(owner_id=owner_id, status=status, after=after,
+        ctx = context(request)
+        items = await ctx.kernel.list_accounts(owner_id=owner_id, status=status, after=after,
                                                             limit=limit)
         next_cursor = str(items[-1].id) if len(items) == limit else None
-        return JSONResponse({"items": [account_dict(a) for a in items], "next_cursor": next_cursor})
+        return JSONResponse({"items": [account_dict(a, ctx.envelope) for a in items], "next_cursor": next_cursor})
 
     @router.get("/{account_id}", response_model=AccountOut, responses=READ_RESPONSES)
     async def get_account(request: Request, account_id: AccountId,
                           principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
-        account = await visible_account(context(request), principal, account_id)
-        return JSONResponse(account_dict(account))
+        ctx = context(request)
+        account = await visible_account(ctx, principal, account_id)
+        return JSONResponse(account_dict(account, ctx.envelope))
 
     @router.get("/{account_id}/balance", response_model=BalanceOut, responses=READ_RESPONSES)
     async def get_balance(request: Request, account_id: AccountId,

@@ -37,6 +37,7 @@ from qenex.observability.metrics import MetricsMiddleware, start_metrics_server
 from qenex.observability.tracing import TracingMiddleware, configure_tracing, shutdown_tracing
 from qenex.sdk.kernel import FinancialKernel
 from qenex.security import audit as audit_log
+from qenex.security.envelope import Envelope
 from qenex.security.errors import SecurityError
 from qenex.security.fastapi_deps import STATE_ATTR, auth_router, security_error_handler
 from qenex.security.keyproviders import provider_from_settings
@@ -158,8 +159,10 @@ async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits
 
     source = EventSource(kernel, hub, settings.database.redis(), database_namespace(conninfo), head=journal_head)
     await source.start(await journal_head())
+    envelope = Envelope.from_settings(settings, conninfo=conninfo)
     return ApiContext(settings=settings, conninfo=conninfo, kernel=kernel, pool=pool, sync_pool=sync_pool,
-                      security=security, audit=writer, hub=hub, source=source, owners=OwnerCache(kernel))
+                      security=security, audit=writer, hub=hub, source=source, owners=OwnerCache(kernel),
+                      envelope=envelope)
 
 
 async def _stop_context(ctx: ApiContext) -> None:

@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from qenex.api import sensitive
 from qenex.api.auditing import AuditWriter, mutation_event
 from qenex.api.problems import NOT_FOUND, ApiError
 from qenex.api.stream import EventHub, EventSource, OwnerCache
@@ -26,6 +27,7 @@ from qenex.kernel.errors import ACCOUNT_NOT_FOUND, TRANSACTION_NOT_FOUND
 from qenex.sdk.kernel import FinancialKernel
 from qenex.sdk.views import Account, Transaction
 from qenex.security import rbac
+from qenex.security.envelope import Envelope
 from qenex.security.fastapi_deps import bearer_scheme, client_ip, security_service
 from qenex.security.service import SecurityService
 
@@ -45,6 +47,7 @@ class ApiContext:
     hub: EventHub
     source: EventSource
     owners: OwnerCache
+    envelope: Envelope
     started_monotonic: float = field(default_factory=time.monotonic)
 
 
@@ -102,20 +105,26 @@ async def visible_transaction(ctx: ApiContext, principal: rbac.Principal, transa
     return tx
 
 
-def account_dict(a: Account) -> dict[str, Any]:
+def account_dict(a: Account, envelope: Envelope | None = None) -> dict[str, Any]:
+    """An account as JSON; with ``envelope``, its sealed metadata fields decrypted."""
     b = a.balances
+    metadata = a.metadata if envelope is None else sensitive.open_(
+        envelope, a.metadata, sensitive.ACCOUNTS_TABLE, sensitive.account_binding(a.owner_id))
     return {
         "id": a.id, "owner_id": a.owner_id, "account_type": a.account_type, "currency": a.currency,
         "status": a.status, "balance": str(b.posted), "overdraft_limit": str(a.overdraft_limit),
         "balances": {"posted": str(b.posted), "pending": str(b.pending), "available": str(b.available),
                      "debits_posted": str(b.debits_posted), "credits_posted": str(b.credits_posted),
                      "debits_pending": str(b.debits_pending), "credits_pending": str(b.credits_pending)},
-        "metadata": a.metadata, "created_at": a.created_at.isoformat(),
+        "metadata": metadata, "created_at": a.created_at.isoformat(),
     }
 
 
-def transaction_dict(t: Transaction, *, replayed: bool = False) -> dict[str, Any]:
+def transaction_dict(t: Transaction, *, replayed: bool = False, envelope: Envelope | None = None) -> dict[str, Any]:
     out = t.to_dict()
+    if envelope is not None:
+        out["metadata"] = sensitive.open_(envelope, t.metadata, sensitive.TRANSACTIONS_TABLE,
+                                          sensitive.TRANSACTION_BINDING)
     out["fx_rate"] = None if t.fx_rate is None else str(t.fx_rate)
     out["replayed"] = replayed
     return out

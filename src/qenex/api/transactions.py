@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
+from qenex.api import sensitive
 from qenex.api.batch_metrics import observe_batch
 from qenex.api.deps import (
     ApiContext,
@@ -109,7 +110,7 @@ async def _accepted(ctx: ApiContext, body: TransactionIn, tx_id: int, replayed: 
     tx = await ctx.kernel.get_transaction(tx_id)
     if tx is None:
         raise not_found("transaction", tx_id)
-    full = transaction_dict(tx, replayed=replayed)
+    full = transaction_dict(tx, replayed=replayed, envelope=ctx.envelope)
     return {name: full[name] for name in TransactionAccepted.model_fields}
 
 
@@ -162,6 +163,15 @@ def _own_key(principal: rbac.Principal, key: str | None) -> str | None:
     return None if key is None else f"{principal.actor}|{key}"
 
 
+async def _sealed(ctx: ApiContext, item: dict[str, Any]) -> dict[str, Any]:
+    """A kernel batch item with its sensitive metadata fields encrypted at rest."""
+    metadata = item.get("metadata")
+    if isinstance(metadata, dict) and metadata:
+        item["metadata"] = await sensitive.seal(ctx.envelope, metadata, sensitive.TRANSACTIONS_TABLE,
+                                                sensitive.TRANSACTION_BINDING)
+    return item
+
+
 def _error(exc: LedgerError | None) -> dict[str, str] | None:
     return None if exc is None else {"code": exc.code, "message": exc.message}
 
@@ -172,7 +182,8 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
     await visible_transaction(ctx, principal, transaction_id)
 
     async def work_for(key: str | None) -> int:
-        meta = payload.metadata
+        meta = await sensitive.seal(ctx.envelope, payload.metadata, sensitive.TRANSACTIONS_TABLE,
+                                    sensitive.TRANSACTION_BINDING)
         if isinstance(payload, PostPendingIn):
             return int(await ctx.kernel.post_pending(transaction_id, payload.amount, metadata=meta,
                                                      idempotency_key=key))
@@ -186,7 +197,7 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
         tx = await ctx.kernel.get_transaction(new_id)
         if tx is None:
             raise not_found("transaction", new_id)
-        return JSONResponse(transaction_dict(tx), status_code=201,
+        return JSONResponse(transaction_dict(tx, envelope=ctx.envelope), status_code=201,
                             headers={"Location": f"/api/v1/transactions/{tx.id}"})
 
     return await idempotent(ctx.pool, request, principal.actor,
@@ -206,7 +217,7 @@ def transactions_router() -> APIRouter:
         await _authorize_items(request, principal, [body])
 
         async def run(key: str | None) -> Response:
-            item = _item(body, key or _own_key(principal, body.idempotency_key))
+            item = await _sealed(ctx, _item(body, key or _own_key(principal, body.idempotency_key)))
 
             async def work() -> Any:
                 start = time.perf_counter()
@@ -237,7 +248,7 @@ def transactions_router() -> APIRouter:
 
         async def run(key: str | None) -> Response:
             items = [_invalid_item(raw[i]) if tx is None else
-                     _item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key))
+                     await _sealed(ctx, _item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key)))
                      for i, tx in enumerate(parsed)]
 
             async def work() -> Any:
@@ -262,8 +273,9 @@ def transactions_router() -> APIRouter:
     async def get_transaction(request: Request, transaction_id: TransactionId,
                               principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_READ))
                               ) -> Response:
-        tx = await visible_transaction(context(request), principal, transaction_id)
-        return JSONResponse(transaction_dict(tx))
+        ctx = context(request)
+        tx = await visible_transaction(ctx, principal, transaction_id)
+        return JSONResponse(transaction_dict(tx, envelope=ctx.envelope))
 
     manage = require(rbac.TRANSACTIONS_MANAGE)
 

@@ -81,8 +81,9 @@ OWNER_ID_CHARS_MAX: Final = 200
 AMOUNT_CACHE_ENTRIES: Final = 4_096
 ID_MAX: Final = 2**63 - 1  # ids are PostgreSQL bigints
 FX_RATE_MAX: Final = Decimal(10) ** 9
-# From this many items on, a batch's idempotency keys are looked up while its items are validated.
-PREFETCH_ITEMS_MIN: Final = S.COPY_ROWS_MIN
+# From this many items on, a batch's idempotency keys are looked up while its items are validated
+# (below it, the extra round trip and worker thread cost more than the lookup they hide).
+PREFETCH_ITEMS_MIN: Final = 1_000
 _KIND_NAMES: Final = {0: "posted", 1: "pending", 2: "post_pending", 3: "void", 4: "expire"}
 _PENDING_STATUS: Final = {0: "pending", 1: "posted", 2: "voided", 3: "expired"}
 

@@ -151,3 +151,30 @@ def test_chunked_planning_equals_planning_at_once_and_never_splits_a_chain():
     assert plan.head_hash == whole.head_hash and plan.head_seq == whole.head_seq
     assert [r.error.code for r in plan.results[23:26]] == ["linked_event_failed", "linked_event_failed",
                                                            "insufficient_funds"]
+
+
+def test_chain_hashes_copy_hashes_like_chain_hashes_and_formats_copy_text():
+    from qenex.kernel.chain import chain_hashes, chain_hashes_copy
+    from qenex.store.ledger_store import _copy_text
+
+    rows = [
+        (1, 1, 0, 0, "TRANSFER", 1, 2, 5, "USD", None, None, None),
+        (2, 2, 0, 2, "TRANSFER", 1, 2, 7, "USD", 1, None, '{"a":"b|c\\d\te\nf\rg"}'),
+        (3, 3, 0, 0, "EXCHANGE", 1, 8, 9, "USD", None, "1.2345", '{"x":1}'),
+        (4, 3, 1, 0, "EXCHANGE", 9, 2, 11, "EUR", None, None, None),
+        (5, 5, 0, 3, "PAYMENT", 3, 4, 10**15, "JPY", 4, None, None),
+    ]
+    created = epoch_us(NOW)
+    hashes, data = chain_hashes_copy(b"\x02" * 32, rows, created, NOW.isoformat(), _copy_text)
+    assert hashes == chain_hashes(b"\x02" * 32, rows, created)
+
+    def field(value: object) -> str:  # COPY text: NULL is \N; backslash, tab, CR and LF escaped
+        if value is None:
+            return "\\N"
+        return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+    expected = "".join(
+        "\t".join([*(field(v) for v in r), NOW.isoformat(), "\\\\x" + h.hex()]) + "\n"
+        for r, h in zip(rows, hashes, strict=True)
+    )
+    assert data.decode() == expected

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Final, NamedTuple
 
 from qenex.kernel import errors as E
-from qenex.kernel.chain import chain_hashes, epoch_us
+from qenex.kernel.chain import chain_hashes, chain_hashes_copy, epoch_us
 from qenex.kernel.errors import LedgerError, check
 from qenex.kernel.model import (
     DEPOSIT_TYPES,
@@ -469,6 +469,20 @@ class ChunkedPlanner:
     def step(self, items_max: int) -> tuple[list[JournalRow], list[bytes]]:
         """Decide up to about ``items_max`` more items (a chain is never split); return the journal
         rows not handed out before, with their chained hashes."""
+        rows = self._advance(items_max)
+        hashes = chain_hashes(self._prev, rows, self._created_us)
+        self._hashed(hashes)
+        return rows, hashes
+
+    def step_copy(self, items_max: int, created_text: str, escape: Callable[[str], str]) -> bytes:
+        """step, returning the new rows as COPY text lines (chain_hashes_copy: hashed and formatted
+        in one pass, cheaper than formatting them again after hashing)."""
+        rows = self._advance(items_max)
+        hashes, data = chain_hashes_copy(self._prev, rows, self._created_us, created_text, escape)
+        self._hashed(hashes)
+        return data
+
+    def _advance(self, items_max: int) -> list[JournalRow]:
         commands, n = self._commands, len(self._commands)
         end = min(n, self._planned + items_max)
         while self._planned < end < n and commands[end - 1].linked:
@@ -476,12 +490,12 @@ class ChunkedPlanner:
         self._planner.run_all(commands[self._planned:end])
         self._planned = end
         plan = self._planner.plan
-        rows = plan.journal[len(plan.hashes):]
-        hashes = chain_hashes(self._prev, rows, self._created_us)
+        return plan.journal[len(plan.hashes):]
+
+    def _hashed(self, hashes: list[bytes]) -> None:
         if hashes:
             self._prev = hashes[-1]
-        plan.hashes.extend(hashes)
-        return rows, hashes
+        self._planner.plan.hashes.extend(hashes)
 
     def finish(self) -> BatchPlan:
         """Decide what is left; the plan with every row hashed and the new chain head."""

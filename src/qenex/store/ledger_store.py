@@ -30,7 +30,6 @@ from qenex.kernel.engine import (
     BatchState,
     ChunkedPlanner,
     ItemResult,
-    JournalRow,
     plan_batch,
 )
 from qenex.kernel.errors import LedgerError
@@ -184,18 +183,6 @@ def _copy_text(value: str | None) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _journal_lines(rows: Sequence[JournalRow], hashes: Sequence[bytes], ts: str) -> bytes:
-    """Journal rows in COPY text format, built with plain string formatting (several times
-    faster than a per-row adapter call)."""
-    null = "\\N"
-    return "".join([
-        f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3]}\t{r[4]}\t{r[5]}\t{r[6]}\t{r[7]}\t{r[8]}\t"
-        f"{null if r[9] is None else r[9]}\t{null if r[10] is None else r[10]}\t"
-        f"{null if r[11] is None else _copy_text(r[11])}\t{ts}\t\\\\x{h.hex()}\n"
-        for r, h in zip(rows, hashes, strict=True)
-    ]).encode()
-
-
 async def _plan_and_copy(conn: AConn, commands: Sequence[Command], state: BatchState) -> BatchPlan:
     """Plan a large batch chunk by chunk, sending each chunk's journal rows by COPY as soon as they
     are decided: the server ingests one chunk while the next is planned and hashed."""
@@ -203,9 +190,9 @@ async def _plan_and_copy(conn: AConn, commands: Sequence[Command], state: BatchS
     ts = state.now.isoformat()
     async with conn.cursor() as cur, cur.copy(_COPY_JOURNAL) as copy:
         while True:
-            rows, hashes = planner.step(COPY_CHUNK_ROWS)
-            if rows:
-                await copy.write(_journal_lines(rows, hashes, ts))
+            data = planner.step_copy(COPY_CHUNK_ROWS, ts, _copy_text)
+            if data:
+                await copy.write(data)
             if planner.done:
                 break
     return planner.finish()

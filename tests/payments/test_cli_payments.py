@@ -270,6 +270,47 @@ def _field(message, tag: str) -> str | None:
     if at < 0:
         return None
     rest = text[at + len(marker) :]
-    end = min((i for i in (rest.find("\r\n:"), rest.find("\n:"), rest.find("\r\n-"), rest.find("\n-")) if i >= 0),
-              default=len(rest))
+    end = min(
+        (i for i in (rest.find("\r\n:"), rest.find("\n:"), rest.find("\r\n-"), rest.find("\n-")) if i >= 0),
+        default=len(rest),
+    )
     return rest[:end].replace("\r\n", "\n")
+
+
+JSON_KEYS = {"file", "format", "message_type", "valid", "errors"}
+ISSUE_KEYS = {"code", "message", "location", "severity"}
+
+
+def test_json_lines_have_exactly_the_five_keys(run_cli, tmp_path):
+    """The issue's shape, one object per file: {"file", "format", "message_type", "valid", "errors"}.
+    Warnings travel in "errors" with severity "warning"; "valid" counts severity "error" only."""
+    module_or_skip("iso20022")
+    valid = FIXTURES / FILES["iso20022"]
+    invalid = tmp_path / "invalid.xml"
+    invalid.write_text(broken("iso20022"), encoding="utf-8")
+    warning_only = tmp_path / "warning.xml"  # settlement date before creation: a warning, not an error
+    warning_only.write_text(
+        valid.read_text(encoding="utf-8").replace(
+            "<IntrBkSttlmDt>2024-01-15</IntrBkSttlmDt>", "<IntrBkSttlmDt>2024-01-14</IntrBkSttlmDt>"
+        ),
+        encoding="utf-8",
+    )
+    unreadable = tmp_path / "missing.xml"
+    result = run_cli("payments", "validate", "--json", str(valid), str(invalid), str(warning_only), str(unreadable))
+    assert result.code == 2
+    lines = {Path(line["file"]).name: line for line in result.json_lines()}
+    assert set(lines) == {valid.name, "invalid.xml", "warning.xml", "missing.xml"}
+    for line in lines.values():
+        assert set(line) == JSON_KEYS, line
+        assert all(set(e) == ISSUE_KEYS for e in line["errors"]), line
+        assert line["valid"] == (not [e for e in line["errors"] if e["severity"] == "error"])
+    assert lines[valid.name]["valid"] is True and lines[valid.name]["errors"] == []
+    assert lines["invalid.xml"]["valid"] is False
+    warned = lines["warning.xml"]
+    assert warned["valid"] is True
+    assert [(e["code"], e["severity"]) for e in warned["errors"]] == [("iso20022_date_before_creation", "warning")]
+    missing = lines["missing.xml"]
+    assert missing["valid"] is False and missing["format"] is None and missing["message_type"] == ""
+    assert [(e["code"], e["severity"], e["location"]) for e in missing["errors"]] == [
+        ("file_unreadable", "error", str(unreadable))
+    ]

@@ -8,6 +8,9 @@ Every file of manifest.csv is accounted for:
 - `unknown` and `fragment` are unasserted, but the CLI must answer without an internal error;
 - `n/a` rows are expected outputs (YAML/JSON renderings, licences) of a neighbouring sample.
 
+ISO 20022 is checked twice: with only the official XSDs the PyPI dependencies ship (the run-time
+configuration) and with the full official set in ../shared; both must agree with the labels.
+
 Where the official specification disagrees with a label, the specification wins; every such
 case is listed in EXCEPTIONS or TYPE_EXCEPTIONS below with its reference, and the test asserts
 the specification's verdict for it (nothing is silently skipped).
@@ -222,22 +225,30 @@ def expected_verdict(row: dict[str, str]) -> str:
     raise AssertionError(f"unclassified manifest label {label!r} for {row['path']}")
 
 
-def _run_batch(run_cli, args: list[str], isolated: bool) -> tuple[int, str, str]:
-    if not isolated:
+# ISO 20022 runs in two schema configurations, and the verdicts must agree with the labels in both:
+# - "installed": only the official XSDs the PyPI dependencies ship (what a user gets out of the box);
+#   a type without one is checked for its mandatory structure (qenex.payments.iso20022.structure);
+# - "shared-xsd": the full official set in ../shared added through QENEX_ISO20022_XSD_DIR.
+ISO_CONFIGS = ("installed", "shared-xsd")
+
+
+def _run_batch(run_cli, args: list[str], isolated: str | None) -> tuple[int, str, str]:
+    if isolated is None:
         result = run_cli(*args)
         return result.code, result.out, result.err
-    env = {**os.environ, ISO_XSD_ENV: str(SHARED_XSD_DIR)}
+    env = {k: v for k, v in os.environ.items() if k != ISO_XSD_ENV}
+    if isolated == "shared-xsd":
+        env[ISO_XSD_ENV] = str(SHARED_XSD_DIR)
     proc = subprocess.run([sys.executable, "-m", "qenex", *args], capture_output=True, text=True, env=env, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def validate_files(run_cli, paths: list[Path], *extra: str, isolated: bool = False) -> dict[str, dict]:
+def validate_files(run_cli, paths: list[Path], *extra: str, isolated: str | None = None) -> dict[str, dict]:
     """`qenex payments validate --json` over ``paths``, in batches.
 
-    ``isolated`` runs a subprocess of the real entry point with the ISO 20022 validator pointed
-    at the official XSDs in ../shared (tests only: at run time the product uses the schemas its
-    PyPI dependencies ship), leaving this process's schema cache untouched. Other formats run
-    in-process, which is faster.
+    ``isolated`` (one of ISO_CONFIGS) runs a subprocess of the real entry point in that ISO 20022
+    schema configuration, leaving this process's schema cache untouched (other test modules add
+    the ../shared directory to it). Other formats run in-process, which is faster.
     """
     results: dict[str, dict] = {}
     for start in range(0, len(paths), BATCH_FILES):
@@ -294,11 +305,15 @@ def _check_internal(line: dict) -> None:
     assert all(e["code"] != INTERNAL_ERROR for e in line["errors"]), _describe(line)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_valid_and_invalid_labels_agree(manifest, dev_dir, run_cli, family):
+# (family, ISO schema configuration): every family once in-process, ISO 20022 in both configurations.
+LABEL_RUNS = [(f, None) for f in FAMILIES if f != "iso20022"] + [("iso20022", c) for c in ISO_CONFIGS]
+
+
+@pytest.mark.parametrize(("family", "config"), LABEL_RUNS)
+def test_valid_and_invalid_labels_agree(manifest, dev_dir, run_cli, family, config):
     require(family)
     rows = _rows(manifest, family, {"accept", "reject"})
-    results = validate_files(run_cli, [dev_dir / r["path"] for r in rows], isolated=family == "iso20022")
+    results = validate_files(run_cli, [dev_dir / r["path"] for r in rows], isolated=config)
     disagree = []
     for row in rows:
         line = results[str(dev_dir / row["path"])]
@@ -309,7 +324,7 @@ def test_valid_and_invalid_labels_agree(manifest, dev_dir, run_cli, family):
         if not line["valid"]:
             assert all(e["code"] and e["message"] and e["location"] for e in line["errors"]), _describe(line)
     summary = collections.Counter(r["expected"] for r in rows)
-    print(f"conformance {family}: {dict(summary)} checked, {len(rows) - len(disagree)} agree")
+    print(f"conformance {family} {config or ''}: {dict(summary)} checked, {len(rows) - len(disagree)} agree")
     assert not disagree, f"{len(disagree)} of {len(rows)} disagree:\n" + "\n".join(disagree)
 
 
@@ -353,7 +368,9 @@ def test_parseable_and_edge_files_parse(manifest, dev_dir, family):
 def test_unasserted_files_get_an_answer(manifest, dev_dir, run_cli, family):
     require(family)
     rows = _rows(manifest, family, {"any"})
-    results = validate_files(run_cli, [dev_dir / r["path"] for r in rows], isolated=family == "iso20022")
+    results = validate_files(
+        run_cli, [dev_dir / r["path"] for r in rows], isolated="installed" if family == "iso20022" else None
+    )
     for line in results.values():
         _check_internal(line)
 

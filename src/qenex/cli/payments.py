@@ -125,13 +125,19 @@ def relax_options(module: ModuleType, names: Sequence[str]) -> dict[str, Any]:
     return {name: True for name in names}
 
 
-def validate_bytes(data: bytes, requested: str = "auto", relax: Sequence[str] = ()) -> ValidationReport:
-    """Detect, then validate. Bad input always ends as a report, never an exception."""
+def validate_bytes(
+    data: bytes, requested: str = "auto", relax: Sequence[str] = (), *, require_xsd: bool = False
+) -> ValidationReport:
+    """Detect, then validate. Bad input always ends as a report, never an exception.
+
+    ``require_xsd``: an ISO 20022 message whose official XSD is not installed is invalid."""
     fmt = requested if requested != "auto" else (detect_format(data) or "unknown")
     try:
         fmt = resolve_format(data, requested)
         module = format_module(fmt)
         options = relax_options(module, relax)
+        if require_xsd and fmt == "iso20022":
+            options["require_xsd"] = True
         report = module.validate(payload_for(fmt, data), **options)
     except PaymentFormatError as exc:
         report = ValidationReport(format=fmt)
@@ -169,15 +175,15 @@ def _print_human(path: str, report: ValidationReport) -> None:
         typer.echo(f"  {issue.severity}: {issue}")
 
 
-def _validate_one(path: Path, fmt: str, relax: Sequence[str], as_json: bool) -> int:
+def _validate_one(path: Path, fmt: str, relax: Sequence[str], as_json: bool, require_xsd: bool = False) -> int:
     try:
         data = read_file(path)
-        report = validate_bytes(data, fmt, relax)
+        report = validate_bytes(data, fmt, relax, require_xsd=require_xsd)
     except FileReadError as exc:
         if as_json:
-            issue = {"code": "file_unreadable", "message": str(exc), "location": str(path), "severity": "error"}
-            line = {"file": str(path), "format": None, "message_type": "", "valid": False, "errors": [issue]}
-            typer.echo(json.dumps(line, ensure_ascii=False))
+            report = ValidationReport(format="unknown")
+            report.add("file_unreadable", str(exc), str(path))
+            typer.echo(json.dumps(_report_line(str(path), report), ensure_ascii=False))
         typer.echo(f"qenex: cannot read {exc}", err=True)
         return EXIT_USAGE
     except PaymentFormatError as exc:  # a container problem (too large, corrupt gzip)
@@ -196,6 +202,11 @@ def validate_cmd(
     fmt: str = typer.Option("auto", "--format", "-f", help="auto|mt|iso20022|ach|fedwire"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file, one per line."),
     relax: list[str] = typer.Option([], "--relax", help="Named relaxation of the format's rules (repeatable)."),
+    require_xsd: bool = typer.Option(
+        False,
+        "--require-xsd",
+        help="ISO 20022: a message type whose official XSD is not installed is invalid (xsd_unavailable error).",
+    ),
 ) -> None:
     """Validate payment files; report every error with its location."""
     if fmt not in ("auto", *FORMATS):
@@ -205,7 +216,7 @@ def validate_cmd(
     names = normalise_relax(relax)
     worst = EXIT_OK
     for path in files:
-        worst = max(worst, _validate_one(path, fmt, names, as_json))
+        worst = max(worst, _validate_one(path, fmt, names, as_json, require_xsd))
     raise typer.Exit(worst)
 
 

@@ -58,12 +58,13 @@ class ValidationReport:
             self.issues.append(ValidationIssue(code, message, location, severity))
 
     def to_dict(self) -> dict[str, Any]:
+        """The `--json` shape: every issue under "errors", each with its severity ("error" or
+        "warning"); ``valid`` counts only severity "error"."""
         return {
             "format": self.format,
             "message_type": self.message_type,
             "valid": self.valid,
-            "errors": [i.to_dict() for i in self.errors],
-            "warnings": [i.to_dict() for i in self.issues if i.severity != "error"],
+            "errors": [i.to_dict() for i in self.issues],
         }
 
 

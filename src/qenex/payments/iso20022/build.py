@@ -30,6 +30,12 @@ NOT_PROVIDED: Final = "NOTPROVIDED"
 CHARGE_BEARERS: Final = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
 SETTLEMENT_METHODS: Final = frozenset({"INDA", "INGA", "COVE", "CLRG"})
 
+# Versions each builder writes. The first is the default: the version CBPR+ uses.
+PACS009_VERSIONS: Final = ("pacs.009.001.08", "pacs.009.001.10")
+PACS002_VERSIONS: Final = ("pacs.002.001.10", "pacs.002.001.12")
+PACS004_VERSIONS: Final = ("pacs.004.001.09", "pacs.004.001.11")
+CAMT056_VERSIONS: Final = ("camt.056.001.08", "camt.056.001.12")
+
 _BIC_TAG_V2: Final = {
     "pain.001.001.03": "BIC",
     "pain.008.001.02": "BIC",
@@ -613,10 +619,15 @@ def build_pacs009(
     msg_id: str | None = None,
     created: datetime | None = None,
     reimbursement_agents: ReimbursementAgents | None = None,
+    version: str = "pacs.009.001.08",
 ) -> Iso20022Message:
-    """pacs.009.001.08 financial institution credit transfer: debtor and creditor are institutions."""
+    """pacs.009 financial institution credit transfer: debtor and creditor are institutions.
+
+    ``version``: pacs.009.001.08 (CBPR+, the default) or pacs.009.001.10; the elements written
+    here have the same names and order in both."""
+    _check_version(version, PACS009_VERSIONS, "pacs.009")
     return _build_pacs_ct(
-        "pacs.009.001.08",
+        version,
         "FICdtTrf",
         transfers,
         instructing_agent_bic,
@@ -774,9 +785,11 @@ def build_pacs002(
     created: datetime | None = None,
     instructing_agent_bic: str | None = None,
     instructed_agent_bic: str | None = None,
+    version: str = "pacs.002.001.10",
 ) -> Iso20022Message:
-    """pacs.002.001.10 FI to FI payment status report."""
-    mt = "pacs.002.001.10"
+    """FI to FI payment status report: pacs.002.001.10 (CBPR+, the default) or pacs.002.001.12."""
+    _check_version(version, PACS002_VERSIONS, "pacs.002")
+    mt = version
     w = _W(mt)
     root, body, gh = _start(w, "FIToFIPmtStsRpt", msg_id, _dt(created))
     if instructing_agent_bic:
@@ -839,9 +852,12 @@ def build_pacs004(
     settlement_date: date | None = None,
     msg_id: str | None = None,
     created: datetime | None = None,
+    version: str = "pacs.004.001.09",
 ) -> Iso20022Message:
-    """pacs.004.001.09 payment return; each StatusSpec needs amount, currency and reason_code."""
-    mt = "pacs.004.001.09"
+    """Payment return, pacs.004.001.09 (CBPR+, the default) or pacs.004.001.11; each StatusSpec
+    needs amount, currency and reason_code."""
+    _check_version(version, PACS004_VERSIONS, "pacs.004")
+    mt = version
     _check_batch(returns, mt)
     w = _W(mt)
     root, body, gh = _start(w, "PmtRtr", msg_id, _dt(created))
@@ -870,9 +886,12 @@ def build_camt056(
     case_id: str | None = None,
     msg_id: str | None = None,
     created: datetime | None = None,
+    version: str = "camt.056.001.08",
 ) -> Iso20022Message:
-    """camt.056.001.08 FI to FI payment cancellation request (CtrlData computed)."""
-    mt = "camt.056.001.08"
+    """FI to FI payment cancellation request (CtrlData computed): camt.056.001.08 (CBPR+, the
+    default) or camt.056.001.12, whose official XSD ships with camt-exceptions."""
+    _check_version(version, CAMT056_VERSIONS, "camt.056")
+    mt = version
     _check_batch(cancellations, mt)
     w = _W(mt)
     root = w.root()

@@ -203,3 +203,52 @@ def test_parser_never_crashes(junk: str) -> None:
         except PaymentFormatError:
             pass
         fedwire.validate(candidate)
+
+
+def _with_bfc(bfc: str, ttc: str = "") -> fedwire.FedwireMessage:
+    """A message that is valid for ``bfc`` apart from {3600} element 02 (transaction type code)."""
+    if bfc == "CTR":
+        msg = ctr()
+    elif bfc == "CTP":
+        msg = ctr()
+        msg.set("3610", "PROP", "OUR CODE")
+    else:  # BTR: bank to bank
+        msg = fedwire.new_message(
+            business_function_code="BTR",
+            type_subtype="1000",
+            amount_cents=5_000_00,
+            sender_aba=SENDER,
+            sender_name="A BANK",
+            receiver_aba=RECEIVER,
+            receiver_name="B BANK",
+            input_source="SOURCE08",
+            input_sequence=3,
+            cycle_date=date(2024, 3, 4),
+        )
+    if ttc:
+        msg.set("3600", bfc, ttc)
+    else:
+        msg.set("3600", bfc)
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("bfc", "ttc", "valid"),
+    [
+        ("BTR", "", True),
+        ("BTR", "COV", False),  # BTR takes no transaction type code at all
+        ("CTR", "", True),  # element 02 is optional for CTR
+        ("CTR", "COV", False),  # ... but never COV: a cover payment is CTP with {3610} COVS
+        ("CTR", "ABC", True),
+        ("CTP", "", True),
+        ("CTP", "COV", False),  # CTP takes no element 02 either (FAIM; moov-io/wire agrees)
+    ],
+)
+def test_transaction_type_code_per_business_function(bfc, ttc, valid) -> None:
+    msg = _with_bfc(bfc, ttc)
+    report = fedwire.validate(msg.to_string())
+    assert report.valid is valid, [str(i) for i in report.issues]
+    if not valid:
+        assert [(i.code, i.location) for i in report.errors] == [
+            ("fedwire_transaction_type", "{3600} transaction_type_code")
+        ]

@@ -170,16 +170,28 @@ class _Checker:
             self.err("2000", "fedwire_amount", "amount must be greater than zero for a funds transfer")
 
     def transaction_type(self, bfc: str) -> None:
-        ttc = self.msg.get("3600", "transaction_type_code")
-        if not ttc:
+        """{3600} element 02, Transaction Type Code (FAIM 3.0, Business Function Code tag): only
+        CTR may carry one, and not COV (cover payments go as CTP with {3610} COVS); BTR, CTP and
+        the other codes must leave it blank. SVC is not restricted."""
+        ttc = (self.msg.get("3600", "transaction_type_code") or "").strip()
+        if not ttc or bfc == "SVC":
             return
-        if bfc in ("BTR", "CTP") or ttc != "COV" or bfc == "CTR":
-            self.err(
-                "3600",
-                "fedwire_transaction_type",
-                f"transaction type code '{ttc}' is not permitted with {bfc}",
-                "transaction_type_code",
-            )
+        if bfc == "CTR":
+            if ttc == "COV":
+                self.err(
+                    "3600",
+                    "fedwire_transaction_type",
+                    "transaction type code COV is not permitted with CTR; a cover payment is a CTP with"
+                    " local instrument COVS",
+                    "transaction_type_code",
+                )
+            return
+        self.err(
+            "3600",
+            "fedwire_transaction_type",
+            f"{bfc} takes no transaction type code (element 02 must be blank), not '{ttc[:3]}'",
+            "transaction_type_code",
+        )
 
     def local_instrument(self) -> None:
         msg = self.msg

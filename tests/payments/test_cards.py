@@ -245,3 +245,55 @@ def test_decoder_never_crashes(data: bytes) -> None:
         except PaymentFormatError:
             pass
         cards.validate(candidate)
+
+
+def _with(fields: dict[str, str], mti: str = "0100") -> CardMessage:
+    base = dict(_request().fields)
+    base.update(fields)
+    return CardMessage(mti, {k: v for k, v in base.items() if v})
+
+
+@pytest.mark.parametrize(
+    ("expiry", "sent", "today", "expired"),
+    [
+        ("2402", "0304093015", date(2024, 3, 10), True),  # sent 4 March 2024, card ended February
+        ("2403", "0304093015", date(2024, 3, 10), False),  # good through 31 March
+        ("2402", "0229120000", date(2024, 3, 10), False),  # sent on its last day (a leap day)
+        ("2412", "1231235959", date(2025, 1, 1), False),  # field 7 of yesterday is 2024, not 2025
+        ("2412", "0101000001", date(2024, 12, 31), True),  # ... and of tomorrow is 2025
+    ],
+)
+def test_iso8583_expiry_is_judged_on_the_transmission_date(expiry, sent, today, expired) -> None:
+    msg = _with({"14": expiry, "7": sent})
+    report = cards.validate(cards.render(msg), today=today)
+    codes = [(i.code, i.location) for i in report.errors]
+    assert codes == ([("card_expired", "field 14")] if expired else []), codes
+
+
+def test_iso8583_expiry_without_transmission_date_uses_today() -> None:
+    msg = _with({"14": "2402", "7": ""})
+    report = cards.validate(msg, today=date(2024, 3, 1))
+    assert ("card_expired", "field 14") in [(i.code, i.location) for i in report.errors]
+    assert "today 2024-03-01" in next(i.message for i in report.errors if i.code == "card_expired")
+    assert "card_expired" not in {i.code for i in cards.validate(msg, today=date(2024, 2, 29)).errors}
+
+
+def test_iso8583_reversal_of_an_expired_card_is_not_refused() -> None:
+    rev = cards.reversal(_with({"14": "2402"}), stan=43, when=WHEN)
+    assert rev.fields["14"] == "2402"
+    assert cards.validate(cards.render(rev), today=date(2024, 3, 10)).valid
+
+
+def test_authorization_request_refuses_an_expired_card() -> None:
+    with pytest.raises(cards.CardError) as exc:
+        cards.authorization_request(
+            pan=pan("4", 16),
+            amount="1.00",
+            currency="USD",
+            stan=1,
+            terminal_id="T",
+            merchant_id="M",
+            when=WHEN,
+            expiry="02/24",
+        )
+    assert exc.value.code == "card_expired"

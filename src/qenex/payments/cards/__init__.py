@@ -13,7 +13,7 @@ Amounts are integer minor units of the currency in field 49.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -85,13 +85,16 @@ def render(msg: CardMessage) -> bytes:
     return encode(msg)
 
 
-def validate(data: str | bytes | CardMessage, **options: Any) -> ValidationReport:
+def validate(data: str | bytes | CardMessage, *, today: date | None = None, **options: Any) -> ValidationReport:
+    """Every rule of the message type; never raises for bad input. The card's expiry (field 14)
+    is judged on the transmission date (field 7, its year the one nearest ``today``), else on
+    ``today`` (default: the current date): an expired card is ``card_expired``."""
     report = ValidationReport(format="card")
     msg = parsed_or_reported(data, CardMessage, parse, report, options)
     if msg is None:
         return report
     report.message_type = msg.mti
-    check_message(msg, report)
+    check_message(msg, report, today=today)
     return report
 
 
@@ -186,6 +189,8 @@ def authorization_request(
     }
     if expiry is not None:
         end = expiry_end(expiry)
+        if when.date() > end:
+            raise CardError(f"the card expired at the end of {end:%m/%Y}", code="card_expired")
         fields["14"] = f"{end:%y%m}"
     msg = CardMessage("0200" if financial else "0100", fields)
     encode(msg)  # refuse now what the wire would refuse later

@@ -9,8 +9,9 @@ authorization code: the issuer supplies it.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 import iso8583
@@ -227,8 +228,46 @@ def _check_bitmap_fields(data: bytes) -> None:
             )
 
 
-def check_message(msg: CardMessage, report: ValidationReport) -> None:
-    """Message-type rules: required fields, PAN, amounts, dates, currency, response code."""
+# Messages whose field 14 is checked against the transmission date: a reversal (0400/0410)
+# undoes an earlier message and may come after the card's expiry month has ended.
+EXPIRY_CHECKED_MTIS: Final = frozenset({"0100", "0110", "0200", "0210"})
+
+
+def transmission_date(mmdd: str, today: date) -> date | None:
+    """The calendar date of field 7's MMDD, which carries no year: of last, this and next year
+    the one nearest ``today`` (a message is never half a year old or early). None if no such day."""
+    month, day = int(mmdd[:2]), int(mmdd[2:4])
+    best: date | None = None
+    for year in (today.year - 1, today.year, today.year + 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue  # 29 February of a non-leap year
+        if best is None or abs((candidate - today).days) < abs((best - today).days):
+            best = candidate
+    return best
+
+
+def _check_expiry(f: dict[str, str], report: ValidationReport, today: date) -> None:
+    """Field 14 (YYMM): a card is good through the last day of its expiry month, judged on the
+    transmission date (field 7) or, without one, on ``today``."""
+    yymm = f["14"]
+    year, month = 2000 + int(yymm[:2]), int(yymm[2:])
+    end = date(year, month, calendar.monthrange(year, month)[1])
+    sent = f.get("7", "")
+    when = transmission_date(sent, today) if is_digits(sent) and _valid_mmddhhmmss(sent) else None
+    reference = when or today
+    if reference > end:
+        basis = "transmission date" if when is not None else "today"
+        report.add(
+            "card_expired",
+            f"the card expired at the end of {month:02d}/{year} ({basis} {reference.isoformat()})",
+            "field 14",
+        )
+
+
+def check_message(msg: CardMessage, report: ValidationReport, *, today: date | None = None) -> None:
+    """Message-type rules: required fields, PAN, amounts, dates, expiry, currency, response code."""
     if msg.mti not in MESSAGE_TYPES:
         report.add("iso8583_mti", f"unsupported message type '{msg.mti[:4]}'", "MTI")
         return
@@ -245,8 +284,11 @@ def check_message(msg: CardMessage, report: ValidationReport) -> None:
         report.add("card_luhn", f"PAN {_safe_mask(f['2'])} fails the Luhn check", "field 2")
     if is_digits(f.get("7", "")) and not _valid_mmddhhmmss(f["7"]):
         report.add("iso8583_date", "transmission date/time is not MMDDhhmmss", "field 7")
-    if is_digits(f.get("14", "")) and not 1 <= int(f["14"][2:]) <= 12:
-        report.add("iso8583_date", "expiration date is not YYMM", "field 14")
+    if is_digits(f.get("14", "")) and len(f["14"]) == SPEC["14"]["max_len"]:
+        if not 1 <= int(f["14"][2:]) <= 12:
+            report.add("iso8583_date", "expiration date is not YYMM", "field 14")
+        elif msg.mti in EXPIRY_CHECKED_MTIS:
+            _check_expiry(f, report, today or date.today())
     if is_digits(f.get("49", "")) and not _numeric_currency(f["49"]):
         report.add("iso8583_currency", f"'{f['49']}' is not an ISO 4217 numeric currency code", "field 49")
     if f.get("3") and is_digits(f["3"]) and f["3"][:2] not in PROCESSING_TYPES:

@@ -3,7 +3,7 @@ EUR only, EPC character set, IBAN/BIC, creditor identifier, mandates, batching b
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -48,6 +48,7 @@ def sdd(**kw):
         mandate_signature_date=date(2025, 1, 15),
         collection_date=date(2026, 3, 10),
         sequence_type="FRST",
+        created=CREATED,
     )
     args.update(kw)
     return SEPAProtocol().create_sdd(**args)
@@ -84,20 +85,39 @@ def test_pain001_version_03_is_available(shared_xsd):
     assert shared_xsd("pain.001.001.03").validate(etree.fromstring(sct.to_xml().encode()))
 
 
-def test_sct_inst_ceiling_is_eur_100000():
-    assert sepa.SCT_INST_AMOUNT_MAX_EUR == Decimal("100000.00")
-    ok = SEPAProtocol().create_sct(DE_IBAN, "A", FR_IBAN, "B", "100000.00", instant=True)
-    assert ok.scheme == "SCT_INST" and iso.parse(ok.to_xml()).transactions()[0].local_instrument == "INST"
-    with pytest.raises(SepaError) as err:
-        SEPAProtocol().create_sct(DE_IBAN, "A", FR_IBAN, "B", "100000.01", instant=True)
-    assert err.value.code == "sepa_inst_ceiling"
-    # The same amount is a plain SCT, and a file claiming INST above the ceiling is refused.
+def _instant_150k() -> str:
+    """A pain.001 claiming SCT Inst (LclInstrm INST) for EUR 150,000, built as a plain SCT."""
     plain = SEPAProtocol().create_sct(DE_IBAN, "A", FR_IBAN, "B", "150000.00")
-    forged = plain.to_xml().replace(
+    return plain.to_xml().replace(
         "<SvcLvl><Cd>SEPA</Cd></SvcLvl>", "<SvcLvl><Cd>SEPA</Cd></SvcLvl><LclInstrm><Cd>INST</Cd></LclInstrm>"
     )
-    issues = {i.code: i.location for i in sepa.validate(forged).errors}
+
+
+def test_sct_inst_has_no_scheme_ceiling_since_the_2025_rulebook():
+    # The SCT Inst rulebook in force since 5 October 2025 removed the EUR 100,000 scheme maximum.
+    assert sepa.SCT_INST_AMOUNT_MAX_EUR is None
+    big = SEPAProtocol().create_sct(DE_IBAN, "A", FR_IBAN, "B", "2500000.00", instant=True)
+    assert big.scheme == "SCT_INST" and iso.parse(big.to_xml()).transactions()[0].local_instrument == "INST"
+    assert sepa.validate(_instant_150k()).valid
+    with pytest.raises(SepaError) as err:  # the SCT bound still holds
+        SEPAProtocol().create_sct(DE_IBAN, "A", FR_IBAN, "B", "1000000000.00", instant=True)
+    assert err.value.code == "sepa_amount"
+
+
+def test_sct_inst_ceiling_a_psp_sets():
+    psp = SEPAProtocol(inst_ceiling_eur=sepa.SCT_INST_2023_AMOUNT_MAX_EUR)
+    ok = psp.create_sct(DE_IBAN, "A", FR_IBAN, "B", "100000.00", instant=True)
+    assert ok.scheme == "SCT_INST"
+    with pytest.raises(SepaError) as err:
+        psp.create_sct(DE_IBAN, "A", FR_IBAN, "B", "100000.01", instant=True)
+    assert err.value.code == "sepa_inst_ceiling"
+    assert psp.create_sct(DE_IBAN, "A", FR_IBAN, "B", "150000.00").scheme == "SCT"  # plain SCT: no ceiling
+    issues = {i.code: i.location for i in sepa.validate(_instant_150k(), inst_ceiling_eur="100000.00").errors}
     assert issues["sepa_inst_ceiling"].startswith("/Document/CstmrCdtTrfInitn/PmtInf/CdtTrfTxInf/Amt/InstdAmt")
+    assert not psp.validate(_instant_150k()).valid
+    with pytest.raises(SepaError) as err:
+        SEPAProtocol(inst_ceiling_eur="-5")
+    assert err.value.code == "sepa_ceiling"
 
 
 def test_eur_only():
@@ -187,6 +207,7 @@ def test_sdd_core_and_b2b_validate(shared_xsd, version, scheme):
         date(2026, 3, 10),
         sequence_type="RCUR",
         scheme=scheme,
+        created=CREATED,
     )
     assert msg.scheme == f"SDD_{scheme}" and msg.message_type == version
     assert shared_xsd(version).validate(etree.fromstring(msg.to_xml().encode()))
@@ -337,3 +358,44 @@ def test_large_interbank_file_with_many_errors():
     report = sepa.validate(text)
     assert len(report.issues) == 1000  # capped: ERRORS_PER_REPORT_MAX
     assert report.issues[0].code == "iso20022_amount_precision"
+
+
+def test_sdd_collection_date_in_the_past_is_refused():
+    with pytest.raises(SepaError) as err:
+        sdd(collection_date=date(2026, 3, 1))  # created 2 March 2026
+    assert err.value.code == "sepa_collection_date_past"
+    with pytest.raises(SepaError) as err:  # without `created`, "now" is the reference
+        sdd(collection_date=date.today() - timedelta(days=1), created=None)
+    assert err.value.code == "sepa_collection_date_past"
+
+
+@pytest.mark.parametrize(
+    ("created", "due", "ok"),
+    [
+        (datetime(2026, 3, 2, 9, 0, tzinfo=UTC), date(2026, 3, 2), False),  # same day: no D-1 left
+        (datetime(2026, 3, 2, 9, 0, tzinfo=UTC), date(2026, 3, 3), True),  # presented Monday, due Tuesday
+        (datetime(2026, 3, 6, 9, 0, tzinfo=UTC), date(2026, 3, 7), True),  # Friday for Saturday: settles Monday
+        (datetime(2026, 3, 7, 9, 0, tzinfo=UTC), date(2026, 3, 9), False),  # Saturday: presented Monday at best
+        (datetime(2026, 3, 7, 9, 0, tzinfo=UTC), date(2026, 3, 10), True),
+        (datetime(2026, 4, 3, 9, 0, tzinfo=UTC), date(2026, 4, 6), False),  # Good Friday, Easter Monday: TARGET closed
+        (datetime(2026, 4, 3, 9, 0, tzinfo=UTC), date(2026, 4, 8), True),
+    ],
+)
+def test_sdd_presentation_lead_time_is_d_minus_1_target_day(created, due, ok):
+    if ok:
+        msg = sdd(collection_date=due, created=created)
+        assert sepa.validate(msg.message).valid
+        return
+    with pytest.raises(SepaError) as err:
+        sdd(collection_date=due, created=created)
+    assert err.value.code == "sepa_lead_time"
+
+
+def test_sdd_validator_judges_due_dates_against_the_creation_date():
+    text = sdd().to_xml()  # created 2026-03-02, due 2026-03-10
+    assert sepa.validate(text).valid
+    past = sepa.validate(text.replace("<ReqdColltnDt>2026-03-10<", "<ReqdColltnDt>2026-03-01<"))
+    assert [i.code for i in past.errors if i.code.startswith("sepa_")] == ["sepa_collection_date_past"]
+    late = sepa.validate(text.replace("<ReqdColltnDt>2026-03-10<", "<ReqdColltnDt>2026-03-02<"))
+    assert late.valid  # a received file may still be rolled to the next date by its PSP: a warning
+    assert [(i.code, i.severity) for i in late.issues if i.code.startswith("sepa_")] == [("sepa_lead_time", "warning")]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -37,11 +37,18 @@ from qenex.payments.iso20022.identifiers import compact_iban, validate_bic, vali
 from qenex.payments.iso20022.model import _dec
 from qenex.payments.iso20022.xmlsafe import local, where
 
-# EPC rulebooks: SCT amounts 0.01 .. 999,999,999.99 EUR; SCT Inst capped at EUR 100,000 by the
-# SCT Inst rulebook (participants may agree a lower one).
+# EPC rulebooks: SCT amounts 0.01 .. 999,999,999.99 EUR. SCT Inst had a scheme maximum of
+# EUR 100,000 until the 2025 SCT Inst rulebook (in force since 5 October 2025, aligned with the
+# Instant Payments Regulation (EU) 2024/886) removed it: the scheme now has no ceiling of its own
+# beyond the SCT bounds, and a PSP may set one. `inst_ceiling_eur` (validate and SEPAProtocol)
+# applies a PSP's ceiling; SCT_INST_2023_AMOUNT_MAX_EUR is the old scheme value for those who keep it.
 SCT_AMOUNT_MIN_EUR: Final = Decimal("0.01")
 SCT_AMOUNT_MAX_EUR: Final = Decimal("999999999.99")
-SCT_INST_AMOUNT_MAX_EUR: Final = Decimal("100000.00")
+SCT_INST_AMOUNT_MAX_EUR: Final[Decimal | None] = None
+SCT_INST_2023_AMOUNT_MAX_EUR: Final = Decimal("100000.00")
+# SDD Core and B2B rulebooks (since November 2016): the creditor's PSP presents a collection
+# at the latest one TARGET business day before its due date (D-1), for every sequence type.
+SDD_PRESENTATION_LEAD_BUSINESS_DAYS: Final = 1
 SEPA_CURRENCY: Final = "EUR"
 SEQUENCE_TYPES: Final = frozenset({"FRST", "RCUR", "OOFF", "FNAL"})
 SDD_SCHEMES: Final = frozenset({"CORE", "B2B"})
@@ -124,9 +131,22 @@ def describe(msg: Iso20022Message | SepaMessage) -> dict[str, object]:
 # -- scheme validation ------------------------------------------------------------------------------
 
 
-def validate(data: str | bytes | Iso20022Message, *, scheme: str | None = None, **options: object) -> ValidationReport:
+def validate(
+    data: str | bytes | Iso20022Message,
+    *,
+    scheme: str | None = None,
+    inst_ceiling_eur: Decimal | str | None = SCT_INST_AMOUNT_MAX_EUR,
+    **options: object,
+) -> ValidationReport:
     """ISO 20022 validation (XSD + business rules) plus the SEPA scheme's rules. Never raises for
-    bad input. ``scheme`` (SCT, SCT_INST, SDD_CORE, SDD_B2B) is read from the message when omitted."""
+    bad input. ``scheme`` (SCT, SCT_INST, SDD_CORE, SDD_B2B) is read from the message when omitted.
+
+    ``inst_ceiling_eur``: a PSP's maximum SCT Inst amount (the scheme has none since the 2025
+    rulebook, hence the default None). Direct debits: a collection date before the message's
+    creation is ``sepa_collection_date_past`` (error); one less than D-1 TARGET business day after
+    it, ``sepa_lead_time`` (warning: the creditor's PSP can no longer present it in time, but a
+    received file is judged on what it says, and its PSP may roll it to the next due date)."""
+    ceiling = _ceiling(inst_ceiling_eur)
     report = iso_validate(data, **options)
     if isinstance(data, Iso20022Message):
         msg = data
@@ -149,17 +169,31 @@ def validate(data: str | bytes | Iso20022Message, *, scheme: str | None = None, 
     if scheme is not None and scheme not in SCHEMES:
         report.add("sepa_unknown_scheme", f"scheme must be one of {sorted(SCHEMES)}", "")
         return report
-    _SepaChecker(msg, report, scheme).run()
+    _SepaChecker(msg, report, scheme, ceiling).run()
     return report
 
 
+def _ceiling(value: Decimal | str | None) -> Decimal | None:
+    if value is None:
+        return None
+    amount = _dec(str(value)) if not isinstance(value, float) else None
+    if amount is None or amount < SCT_AMOUNT_MIN_EUR:
+        raise SepaError("inst_ceiling_eur must be a positive EUR amount (Decimal or string)", code="sepa_ceiling")
+    return amount
+
+
 class _SepaChecker:
-    def __init__(self, msg: Iso20022Message, report: ValidationReport, scheme: str | None) -> None:
-        self.msg, self.report, self.scheme = msg, report, scheme
+    def __init__(
+        self, msg: Iso20022Message, report: ValidationReport, scheme: str | None, ceiling: Decimal | None
+    ) -> None:
+        self.msg, self.report, self.scheme, self.ceiling = msg, report, scheme, ceiling
         self.r = msg.r
         self.debit = msg.family in ("pain.008", "pacs.003")
         # The same IBAN/BIC recurs across a file (a debtor in every transaction): check each once.
         self._ids_seen: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._dates_checked: set[etree._Element] = set()  # PmtInf blocks whose due date was checked
+        created = _date(self.r.t(self.r.f(msg.body, "GrpHdr"), "CreDtTm"))
+        self.created: date | None = created
 
     def add(self, code: str, message: str, el: etree._Element | None, severity: str = "error") -> None:
         if len(self.report.issues) >= ERRORS_PER_REPORT_MAX:
@@ -247,10 +281,10 @@ class _SepaChecker:
             self.add(
                 "sepa_amount", f"amount {amount} is outside {SCT_AMOUNT_MIN_EUR}..{SCT_AMOUNT_MAX_EUR} EUR", amount_el
             )
-        elif scheme == "SCT_INST" and amount > SCT_INST_AMOUNT_MAX_EUR:
+        elif scheme == "SCT_INST" and self.ceiling is not None and amount > self.ceiling:
             self.add(
                 "sepa_inst_ceiling",
-                f"SCT Inst amount {amount} exceeds the EUR {SCT_INST_AMOUNT_MAX_EUR} ceiling",
+                f"SCT Inst amount {amount} exceeds the PSP's EUR {self.ceiling} ceiling",
                 amount_el,
             )
         if self.debit:
@@ -292,8 +326,77 @@ class _SepaChecker:
         due = _date(r.t(parent, "ReqdColltnDt") or r.t(tx, "IntrBkSttlmDt"))
         if signed is not None and due is not None and signed > due:
             self.add("sepa_mandate_date", f"mandate signed {signed} after the collection date {due}", signed_el)
+        if parent is not None and parent not in self._dates_checked:
+            self._dates_checked.add(parent)
+            self._check_collection_date(parent, due)
         if r.f(tx, "DrctDbtTx/CdtrSchmeId") is None and r.f(parent, "CdtrSchmeId") is None:
             self.add("sepa_creditor_id", "a SEPA direct debit needs the creditor identifier (CdtrSchmeId)", tx)
+
+    def _check_collection_date(self, pmt: etree._Element, due: date | None) -> None:
+        """SDD due date against the message's creation date (see `validate`)."""
+        if due is None or self.created is None:
+            return
+        el = self.r.f(pmt, "ReqdColltnDt")
+        if due < self.created:
+            self.add(
+                "sepa_collection_date_past",
+                f"collection date {due} is before the message's creation date {self.created}",
+                el,
+            )
+        elif due < earliest_collection_date(self.created):
+            self.add(
+                "sepa_lead_time",
+                f"collection date {due} leaves less than D-{SDD_PRESENTATION_LEAD_BUSINESS_DAYS} TARGET business"
+                f" day after the message's creation ({self.created}); the earliest is"
+                f" {earliest_collection_date(self.created)}",
+                el,
+                "warning",
+            )
+
+
+def target_holidays(year: int) -> frozenset[date]:
+    """TARGET2 closing days other than weekends: 1 January, Good Friday, Easter Monday, 1 May,
+    25 and 26 December (ECB). Easter Sunday by the anonymous Gregorian computus."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = b // 4, b % 4
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = c // 4, c % 4
+    l_ = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * l_) // 451
+    month, day = divmod(h + l_ - 7 * m + 114, 31)
+    easter = date(year, month, day + 1)
+    return frozenset(
+        {
+            date(year, 1, 1),
+            easter - timedelta(days=2),
+            easter + timedelta(days=1),
+            date(year, 5, 1),
+            date(year, 12, 25),
+            date(year, 12, 26),
+        }
+    )
+
+
+def is_target_business_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in target_holidays(day.year)
+
+
+def earliest_collection_date(submitted: date) -> date:
+    """The first due date a collection submitted on ``submitted`` can have. Its PSP presents it
+    on the first TARGET business day from then on (P); a due date settles on itself or, when it is
+    no TARGET day, on the next one, which must lie SDD_PRESENTATION_LEAD_BUSINESS_DAYS TARGET
+    business days after P. So the earliest due date is the day after the (lead - 1)-th business
+    day following P: the day after P itself for D-1 (a Friday submission may fall due on Saturday,
+    settling on Monday)."""
+    day = submitted
+    while not is_target_business_day(day):
+        day += timedelta(days=1)
+    for _ in range(SDD_PRESENTATION_LEAD_BUSINESS_DAYS - 1):
+        day += timedelta(days=1)
+        while not is_target_business_day(day):
+            day += timedelta(days=1)
+    return day + timedelta(days=1)
 
 
 def _payment_info(tx: etree._Element) -> etree._Element | None:
@@ -367,9 +470,18 @@ class SddCollection:
 class SEPAProtocol:
     """Builds SEPA files that satisfy both the official XSD and the EPC scheme rules."""
 
-    def __init__(self, *, pain001_version: str = "pain.001.001.09", pain008_version: str = "pain.008.001.08") -> None:
+    def __init__(
+        self,
+        *,
+        pain001_version: str = "pain.001.001.09",
+        pain008_version: str = "pain.008.001.08",
+        inst_ceiling_eur: Decimal | str | None = SCT_INST_AMOUNT_MAX_EUR,
+    ) -> None:
+        """``inst_ceiling_eur``: the PSP's maximum SCT Inst amount; None (the default) follows the
+        2025 SCT Inst rulebook, which has no scheme maximum."""
         self.pain001_version = pain001_version
         self.pain008_version = pain008_version
+        self.inst_ceiling_eur = _ceiling(inst_ceiling_eur)
 
     def create_sct(
         self,
@@ -425,7 +537,12 @@ class SEPAProtocol:
         return self._checked(msg, "SCT_INST" if instant else "SCT")
 
     def _transfer(self, p: SctPayment, instant: bool) -> CreditTransfer:
-        amount = _eur_amount(p.amount, SCT_INST_AMOUNT_MAX_EUR if instant else SCT_AMOUNT_MAX_EUR)
+        amount = _eur_amount(p.amount, SCT_AMOUNT_MAX_EUR)
+        if instant and self.inst_ceiling_eur is not None and amount > self.inst_ceiling_eur:
+            raise SepaError(
+                f"SCT Inst amount {amount} exceeds the PSP's EUR {self.inst_ceiling_eur} ceiling",
+                code="sepa_inst_ceiling",
+            )
         _require_iban(p.debtor_iban, "debtor")
         _require_iban(p.creditor_iban, "creditor")
         for bic in (p.debtor_bic, p.creditor_bic):
@@ -471,8 +588,9 @@ class SEPAProtocol:
         remittance_info: str | None = None,
         creditor_bic: str | None = None,
         debtor_bic: str | None = None,
+        created: datetime | None = None,
     ) -> SepaMessage:
-        """A pain.008 with one SEPA direct debit (Core or B2B)."""
+        """A pain.008 with one SEPA direct debit (Core or B2B); see `create_sdd_batch` for dates."""
         collection = SddCollection(
             debtor_iban,
             debtor_name,
@@ -492,6 +610,7 @@ class SEPAProtocol:
             creditor_id=creditor_id,
             scheme=scheme,
             creditor_bic=creditor_bic,
+            created=created,
         )
 
     def create_sdd_batch(
@@ -506,7 +625,12 @@ class SEPAProtocol:
         msg_id: str | None = None,
         created: datetime | None = None,
     ) -> SepaMessage:
-        """One pain.008: one PmtInf per (collection date, sequence type)."""
+        """One pain.008: one PmtInf per (collection date, sequence type).
+
+        Due dates are judged against the creation date (``created``, default now): one in the past
+        is refused (``sepa_collection_date_past``), and so is one the creditor's PSP can no longer
+        present D-1 TARGET business day ahead (``sepa_lead_time``): a file built now is one we
+        send, so the SDD rulebooks' presentation time limit is an error here."""
         if scheme not in SDD_SCHEMES:
             raise SepaError(f"SDD scheme must be CORE or B2B, not {str(scheme)[:8]}", code="sepa_scheme")
         if not collections:
@@ -517,6 +641,21 @@ class SEPAProtocol:
         _require_iban(creditor_iban, "creditor")
         if creditor_bic is not None:
             _require_bic(creditor_bic)
+        today = (created or datetime.now(UTC)).date()
+        earliest = earliest_collection_date(today)
+        for c in collections:
+            if c.collection_date < today:
+                raise SepaError(
+                    f"collection date {c.collection_date} is in the past (today is {today})",
+                    code="sepa_collection_date_past",
+                )
+            if c.collection_date < earliest:
+                raise SepaError(
+                    f"collection date {c.collection_date} is too early: the creditor's PSP presents a collection"
+                    f" D-{SDD_PRESENTATION_LEAD_BUSINESS_DAYS} TARGET business day before its due date, so the"
+                    f" earliest is {earliest}",
+                    code="sepa_lead_time",
+                )
         groups: dict[tuple[date, str], list[DirectDebit]] = {}
         for c in collections:
             groups.setdefault((c.collection_date, c.sequence_type), []).append(self._debit(c))
@@ -558,14 +697,14 @@ class SEPAProtocol:
         )
 
     def _checked(self, msg: Iso20022Message, scheme: str) -> SepaMessage:
-        report = validate(msg, scheme=scheme)
+        report = validate(msg, scheme=scheme, inst_ceiling_eur=self.inst_ceiling_eur)
         if not report.valid:
             first = report.errors[0]
             raise SepaError(f"{first.location}: {first.message}", code=first.code)
         return SepaMessage(msg, scheme)
 
     def validate(self, data: str | bytes | Iso20022Message, scheme: str | None = None) -> ValidationReport:
-        return validate(data, scheme=scheme)
+        return validate(data, scheme=scheme, inst_ceiling_eur=self.inst_ceiling_eur)
 
 
 def _eur_amount(value: Decimal | str | int, ceiling: Decimal) -> Decimal:
@@ -573,8 +712,7 @@ def _eur_amount(value: Decimal | str | int, ceiling: Decimal) -> Decimal:
     if amount is None:
         raise SepaError("amount must be a decimal string, Decimal or integer (never a float)", code="sepa_amount")
     if amount < SCT_AMOUNT_MIN_EUR or amount > ceiling:
-        code = "sepa_inst_ceiling" if ceiling == SCT_INST_AMOUNT_MAX_EUR and amount > ceiling else "sepa_amount"
-        raise SepaError(f"amount {amount} is outside {SCT_AMOUNT_MIN_EUR}..{ceiling} EUR", code=code)
+        raise SepaError(f"amount {amount} is outside {SCT_AMOUNT_MIN_EUR}..{ceiling} EUR", code="sepa_amount")
     if amount != amount.quantize(Decimal("0.01")):
         raise SepaError("EUR amounts have at most 2 decimals", code="sepa_amount")
     return amount

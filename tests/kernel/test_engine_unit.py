@@ -53,7 +53,9 @@ def test_failed_linked_chain_leaves_no_trace():
     assert [r.error.code for r in plan.results] == ["linked_event_failed", "insufficient_funds"]
     assert plan.journal == [] and plan.idempotency_inserts == [] and plan.tx_count == 0
     assert state.accounts[1].debits_posted == 0 and state.accounts[2].credits_posted == 0
-    assert "k1" not in state.idempotency
+    # The chain's rejection is remembered under its key (a retry answers it again).
+    assert [(k, d, c) for k, d, c, _ in plan.idempotency_failures] == [("k1", b"d", "linked_event_failed")]
+    assert state.idempotency["k1"][1].code == "linked_event_failed"
 
 
 def test_rejected_item_inside_chain_fails_it():
@@ -119,7 +121,8 @@ def test_keyed_single_items_replay_and_conflict_inside_one_batch():
     assert first.result_id == 1 and not first.replayed
     assert replay.result_id == 1 and replay.replayed and replay.error is None
     assert conflict.error.code == "idempotency_conflict"
-    assert short.error.code == "insufficient_funds" and "k2" not in state.idempotency
+    assert short.error.code == "insufficient_funds" and state.idempotency["k2"][1] is short.error
+    assert plan.idempotency_failures == [("k2", b"d3", "insufficient_funds", short.error.message)]
     assert plan.idempotency_inserts == [("k", b"d1", 1)] and plan.tx_count == 1 and len(plan.journal) == 1
     assert state.accounts[1].debits_posted == 10
 
@@ -178,3 +181,100 @@ def test_chain_hashes_copy_hashes_like_chain_hashes_and_formats_copy_text():
         for r, h in zip(rows, hashes, strict=True)
     )
     assert data.decode() == expected
+
+
+def _codes(plan) -> list[str | None]:
+    return [r.error.code if r.error else None for r in plan.results]
+
+
+def test_a_chain_left_open_at_the_end_of_the_batch_fails_without_running():
+    state = _state(a=100, b=0)
+    plan = plan_batch([_t(1, 2, 5), _t(1, 2, 6, linked=True, key="o1", digest=b"x"), _t(2, 1, 1, linked=True)],
+                      state)
+    assert _codes(plan) == [None, "linked_chain_open", "linked_chain_open"]
+    assert len(plan.journal) == 1 and state.accounts[1].debits_posted == 5
+    assert "o1" not in state.idempotency and plan.idempotency_failures == []  # malformed call: not remembered
+    alone = plan_batch([_t(1, 2, 1, linked=True)], _state(a=100, b=0))
+    assert _codes(alone) == ["linked_chain_open"] and alone.journal == []
+
+
+def test_no_chain_runs_across_the_end_of_a_call():
+    """Two callers grouped into one batch: the first call's last item is linked, the second
+    call's item fails. The first call's outcome must not depend on the second's."""
+    grouped = plan_batch([_t(1, 2, 5, linked=True), _t(1, 2, 999)], _state(a=100, b=0), ends=[1, 2])
+    assert _codes(grouped) == ["linked_chain_open", "insufficient_funds"]
+    # Nor may an open chain take a later caller's good item with it.
+    plan = plan_batch([_t(1, 2, 5), _t(1, 2, 5, linked=True), _t(1, 2, 7), _t(2, 1, 1, linked=True), _t(2, 1, 2)],
+                      _state(a=100, b=0), ends=[2, 3, 5])
+    assert _codes(plan) == [None, "linked_chain_open", None, None, None]
+    assert [r[7] for r in plan.journal] == [5, 7, 1, 2]
+
+
+def test_chunked_planning_never_crosses_a_call_end():
+    from qenex.kernel.engine import ChunkedPlanner
+
+    cmds = [_t(1, 2, 1, linked=True) for _ in range(5)] + [_t(1, 2, 1)]
+    planner = ChunkedPlanner(cmds, _state(a=100, b=0), ends=[3, 6])
+    while not planner.done:
+        planner.step(1)
+    plan = planner.finish()
+    assert _codes(plan) == ["linked_chain_open"] * 3 + [None] * 3
+    assert len(plan.journal) == 3
+
+
+def test_rejections_are_remembered_under_their_keys():
+    state = _state(a=10, b=0)
+    plan = plan_batch([
+        _t(1, 2, 50, key="r1", digest=b"d1"),  # insufficient funds: remembered
+        _t(1, 2, 50, key="r1", digest=b"d1"),  # the same request again: the same error, replayed
+        _t(1, 2, 5, key="r1", digest=b"d2"),  # a different request with the key: conflict
+        Rejected("invalid_amount", "bad"),  # malformed, no key: nothing to remember
+        PostPending(12345, key="r2", digest=b"p"),  # unknown reservation: remembered
+    ], state)
+    assert _codes(plan) == ["insufficient_funds", "insufficient_funds", "idempotency_conflict",
+                            "invalid_amount", "transaction_not_found"]
+    assert plan.results[1].replayed and plan.results[1].error is plan.results[0].error
+    assert [(k, c) for k, _, c, _ in plan.idempotency_failures] == [("r1", "insufficient_funds"),
+                                                                     ("r2", "transaction_not_found")]
+    assert plan.journal == [] and plan.idempotency_inserts == []
+    # A later batch that reads the stored rejection answers it again, never runs the item.
+    from qenex.kernel.errors import LedgerError
+
+    later = _state(a=1_000, b=0)
+    later.idempotency["r1"] = (b"d1", LedgerError("insufficient_funds", "stored message"))
+    again = plan_batch([_t(1, 2, 50, key="r1", digest=b"d1")], later)
+    assert again.results[0].error.message == "stored message" and again.results[0].replayed
+    assert again.journal == [] and later.accounts[1].debits_posted == 0
+
+
+def test_failed_chain_remembers_each_new_key_once():
+    state = _state(a=100, b=0, c=0)
+    state.idempotency["old"] = (b"o", 77)  # a success from an earlier batch: left as it is
+    plan = plan_batch([_t(1, 2, 5, linked=True, key="old", digest=b"o"),
+                       _t(1, 2, 5, linked=True, key="n1", digest=b"a"),
+                       _t(1, 2, 5, linked=True, key="n1", digest=b"a"),
+                       _t(2, 3, 500, key="n2", digest=b"b")], state)
+    assert _codes(plan) == ["linked_event_failed"] * 3 + ["insufficient_funds"]
+    assert [(k, c) for k, _, c, _ in plan.idempotency_failures] == [("n1", "linked_event_failed"),
+                                                                     ("n2", "insufficient_funds")]
+    assert state.idempotency["old"] == (b"o", 77)
+
+
+def test_deposits_withdrawals_fees_and_interest_settle_on_general_ledger_accounts():
+    state = _state(a=100, b=0)
+    state.accounts[98] = AccountState(98, "USD", "GL_REVENUE", "active", 0, 0, 0, 0, 0)
+    state.accounts[97] = AccountState(97, "USD", "GL_EXPENSE", "active", 0, 0, 0, 0, 0)
+
+    def tx(kind: str, a: int, b: int, **kw) -> NewTransaction:
+        return NewTransaction(kind, (Leg(a, b, 5, "USD"),), **kw)
+
+    plan = plan_batch([
+        tx("DEPOSIT", 1, 2), tx("DEPOSIT", 99, 2), tx("DEPOSIT", 1, 2, pending=True),
+        tx("WITHDRAWAL", 1, 2), tx("WITHDRAWAL", 1, 99),
+        tx("FEE", 1, 2), tx("FEE", 1, 98),
+        tx("INTEREST", 1, 2), tx("INTEREST", 97, 2),
+        tx("TRANSFER", 1, 2), tx("PAYMENT", 1, 2),
+    ], state)
+    required = "settlement_account_required"
+    assert _codes(plan) == [required, None, required, required, None, required, None, required, None, None, None]
+    assert "account 1" in plan.results[0].error.message

@@ -4,7 +4,12 @@ Pure domain. The store reads the state a batch needs (accounts, pending reservat
 legs of reversed transactions, idempotency records), the engine decides every item on integer
 minor units and returns the rows to write; the store writes them in the same database
 transaction. Items are independent unless linked: a chain of linked items succeeds or fails
-as one. A failing item changes nothing.
+as one. A failing item changes nothing, except that its idempotency key (if any) now records the
+rejection, so a retry with that key answers the same error.
+
+A batch may carry several callers' calls (the SDK's group commit). A chain never runs across the
+end of a call: a call whose last item is linked leaves its chain open, and every item of that
+open chain fails with ``linked_chain_open`` without running.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from qenex.kernel.chain import chain_hashes, chain_hashes_copy, epoch_us
 from qenex.kernel.errors import LedgerError, check
 from qenex.kernel.model import (
     DEPOSIT_TYPES,
+    GL_TYPES,
+    SETTLEMENT_SIDE,
     AccountState,
     Command,
     EntryKind,
@@ -64,7 +71,8 @@ class BatchState:
     pendings: dict[int, PendingRecord]
     originals: dict[int, list[JournalLeg]]
     reversed_ids: set[int]
-    idempotency: dict[str, tuple[bytes, int]]
+    # key -> (request digest, outcome): the result id of a success or the LedgerError of a rejection.
+    idempotency: dict[str, tuple[bytes, int | LedgerError]]
 
 
 @dataclass(slots=True)
@@ -75,6 +83,8 @@ class BatchPlan:
     pending_inserts: list[PendingInsert] = field(default_factory=list)
     pending_updates: dict[int, tuple[int, int | None]] = field(default_factory=dict)
     idempotency_inserts: list[tuple[str, bytes, int]] = field(default_factory=list)
+    # Rejections remembered under their keys: (key, digest, error code, error message). Rare.
+    idempotency_failures: list[tuple[str, bytes, str, str]] = field(default_factory=list)
     reversal_inserts: list[tuple[int, int]] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
     head_seq: int = 0
@@ -202,7 +212,8 @@ class _Planner:
         debit, credit = accounts.get(leg.debit), accounts.get(leg.credit)
         if (debit is None or credit is None or leg.debit == leg.credit or debit.currency != leg.currency
                 or credit.currency != leg.currency or debit.status != "active" or credit.status != "active"
-                or debit.account_type not in DEPOSIT_TYPES or credit.account_type not in DEPOSIT_TYPES):
+                or debit.account_type not in DEPOSIT_TYPES or credit.account_type not in DEPOSIT_TYPES
+                or cmd.tx_type in SETTLEMENT_SIDE):
             return self._general(cmd)  # the general path raises the precise error
         dp = debit.debits_posted + leg.amount
         cp = credit.credits_posted + leg.amount
@@ -233,11 +244,18 @@ class _Planner:
             raise LedgerError(E.INVALID_REQUEST, "only single-leg transactions can be pending")
         deltas: dict[int, list[int]] = {}
         offset = 2 if cmd.pending else 0
+        side = SETTLEMENT_SIDE.get(cmd.tx_type)
         for leg in cmd.legs:
             if leg.debit == leg.credit:
                 raise LedgerError(E.SAME_ACCOUNT, "debit and credit account must differ")
             debit = self._account(leg.debit, leg.currency)
             credit = self._account(leg.credit, leg.currency)
+            if side is not None:
+                bank = credit if side else debit
+                if bank.account_type not in GL_TYPES:
+                    raise LedgerError(E.SETTLEMENT_ACCOUNT_REQUIRED, (
+                        f"{cmd.tx_type} {'to' if side else 'from'} account {bank.id} needs a general-ledger "
+                        f"account on the bank's side, not a {bank.account_type} account"))
             self._require_open(debit)
             self._require_open(credit)
             self._add(deltas, leg.debit, offset, leg.amount)
@@ -343,7 +361,7 @@ class _Planner:
                 if known[0] != cmd.digest:  # type: ignore[union-attr]
                     return ItemResult(None, LedgerError(
                         E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request"))
-                return ItemResult(known[1], None, replayed=True)
+                return _replay(known[1])
         result_id = self._run(cmd)
         if key is not None:
             digest = cmd.digest  # type: ignore[union-attr]
@@ -360,21 +378,41 @@ class _Planner:
         return ItemResult(result_id, None)
 
     # ---- chains ----------------------------------------------------------------------------
-    def run_all(self, commands: Sequence[Command]) -> None:
-        start = 0
-        n = len(commands)
+    def run_all(self, commands: Sequence[Command], start: int, stop: int, closes: frozenset[int]) -> None:
+        """Decide commands[start:stop]. ``closes``: indices of the last item of each call, where
+        every chain ends (``stop - 1`` is always one: chunks end at calls' or chains' ends)."""
         results = self.plan.results
-        while start < n:
+        while start < stop:
             cmd = commands[start]
             if not cmd.linked:  # the common case: an independent item, no undo records needed
                 results.append(self._single(cmd))
                 start += 1
                 continue
             end = start
-            while end < n - 1 and commands[end].linked:
+            while commands[end].linked and end not in closes and end < stop - 1:
                 end += 1
-            self._chain(commands[start : end + 1])
+            if commands[end].linked:  # the call ended with the chain still open
+                self._open_chain(commands[start : end + 1])
+            else:
+                self._chain(commands[start : end + 1])
             start = end + 1
+
+    def _open_chain(self, chain: Sequence[Command]) -> None:
+        """A chain whose call ended on a linked item: none of it runs, nothing is remembered
+        under its keys (the call was malformed, so a corrected retry may reuse them)."""
+        error = LedgerError(E.LINKED_CHAIN_OPEN,
+                            "the call's last item is linked, so its chain never ends; no item of the chain ran")
+        self.plan.results.extend(ItemResult(None, error) for _ in chain)
+
+    def _remember_failure(self, cmd: Command, error: LedgerError) -> None:
+        """Record a rejection under the item's key (if it has one not already recorded), so a
+        retry with the key answers the same error and a different request with it conflicts."""
+        if isinstance(cmd, Rejected):
+            return  # malformed: never reached the ledger; nothing to remember
+        key = cmd.key
+        if key is not None and key not in self.s.idempotency:
+            self.s.idempotency[key] = (cmd.digest, error)
+            self.plan.idempotency_failures.append((key, cmd.digest, error.code, error.message))
 
     def _single(self, cmd: Command) -> ItemResult:
         """An unlinked item: it checks everything before it changes anything, so a failure
@@ -387,6 +425,7 @@ class _Planner:
         except LedgerError as exc:
             check(self.seq == seq and len(self.plan.journal) == rows,
                   "a failed single item must not have written anything")
+            self._remember_failure(cmd, exc)
             return ItemResult(None, exc)
 
     def _keyed_simple(self, cmd: NewTransaction, key: str) -> ItemResult:
@@ -396,7 +435,7 @@ class _Planner:
             if known[0] != cmd.digest:
                 return ItemResult(None, LedgerError(
                     E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request"))
-            return ItemResult(known[1], None, True)
+            return _replay(known[1])
         result_id = self._simple(cmd)
         self.s.idempotency[key] = (cmd.digest, result_id)
         self.plan.idempotency_inserts.append((key, cmd.digest, result_id))
@@ -431,7 +470,18 @@ class _Planner:
         elif failed_at >= 0:
             check(self.seq == mark[0] and len(self.plan.journal) == mark[1],
                   "a failed single item must not have written anything")
+        if failed_at >= 0:  # after the undo: keys first used in the chain are free again
+            for cmd, result in zip(chain, results, strict=True):
+                if result.error is not None:
+                    self._remember_failure(cmd, result.error)
         self.plan.results.extend(results)
+
+
+def _replay(outcome: int | LedgerError) -> ItemResult:
+    """The stored outcome of an idempotency key, answered again."""
+    if isinstance(outcome, LedgerError):
+        return ItemResult(None, outcome, True)
+    return ItemResult(outcome, None, True)
 
 
 def _undo_deltas(a: AccountState, d: list[int]) -> Callable[[], None]:
@@ -453,8 +503,14 @@ class ChunkedPlanner:
     whole batch at once: items are planned in order against the same evolving state.
     """
 
-    def __init__(self, commands: Sequence[Command], state: BatchState) -> None:
+    def __init__(self, commands: Sequence[Command], state: BatchState, ends: Sequence[int] | None = None) -> None:
+        """``ends``: where each call of the batch ends (exclusive indices, the last one being
+        len(commands)); None means the batch is one call. No chain runs across a call's end."""
         check(len(commands) <= BATCH_ITEMS_MAX, "batch larger than BATCH_ITEMS_MAX")
+        n = len(commands)
+        check(ends is None or (bool(ends) and ends[-1] == n and all(0 < e <= n for e in ends)),
+              "call ends must lie inside the batch and the last must close it")
+        self._closes = frozenset(e - 1 for e in ends) if ends else frozenset((n - 1,))
         self._planner = _Planner(state)
         self._planner.expire_due()
         self._commands = commands
@@ -483,11 +539,11 @@ class ChunkedPlanner:
         return data
 
     def _advance(self, items_max: int) -> list[JournalRow]:
-        commands, n = self._commands, len(self._commands)
+        commands, n, closes = self._commands, len(self._commands), self._closes
         end = min(n, self._planned + items_max)
-        while self._planned < end < n and commands[end - 1].linked:
+        while self._planned < end < n and commands[end - 1].linked and end - 1 not in closes:
             end += 1
-        self._planner.run_all(commands[self._planned:end])
+        self._planner.run_all(commands, self._planned, end, closes)
         self._planned = end
         plan = self._planner.plan
         return plan.journal[len(plan.hashes):]
@@ -511,6 +567,7 @@ class ChunkedPlanner:
         return plan
 
 
-def plan_batch(commands: Sequence[Command], state: BatchState) -> BatchPlan:
-    """Decide every command of one batch; returns results (in order) and the rows to write."""
-    return ChunkedPlanner(commands, state).finish()
+def plan_batch(commands: Sequence[Command], state: BatchState, ends: Sequence[int] | None = None) -> BatchPlan:
+    """Decide every command of one batch; returns results (in order) and the rows to write.
+    ``ends``: see ChunkedPlanner."""
+    return ChunkedPlanner(commands, state, ends).finish()

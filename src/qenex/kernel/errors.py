@@ -26,6 +26,11 @@ LIMIT_EXCEEDED: Final = "limit_exceeded"
 SAME_ACCOUNT: Final = "same_account"
 INVALID_REQUEST: Final = "invalid_request"
 LINKED_FAILED: Final = "linked_event_failed"
+# The last item of a call is linked: its chain has no end, so none of the chain's items runs.
+LINKED_CHAIN_OPEN: Final = "linked_chain_open"
+# A DEPOSIT, WITHDRAWAL, FEE or INTEREST whose bank side is a customer account instead of a
+# general-ledger (settlement, revenue, expense...) account.
+SETTLEMENT_ACCOUNT_REQUIRED: Final = "settlement_account_required"
 BATCH_TOO_LARGE: Final = "batch_too_large"
 ACCOUNT_NOT_EMPTY: Final = "account_not_empty"
 

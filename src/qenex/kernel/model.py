@@ -62,6 +62,12 @@ DEBIT_NORMAL_TYPES: Final = frozenset({"LOAN", "GL_ASSET", "GL_EXPENSE"})
 # Customer deposit accounts: may not go below -overdraft_limit.
 DEPOSIT_TYPES: Final = frozenset({"CHECKING", "SAVINGS"})
 CUSTOMER_TYPES: Final = frozenset({"CHECKING", "SAVINGS", "LOAN"})
+GL_TYPES: Final = frozenset({"GL_ASSET", "GL_LIABILITY", "GL_EQUITY", "GL_REVENUE", "GL_EXPENSE"})
+
+# Transaction types with one side on the bank's own books, and which side (0 debit, 1 credit):
+# that side must be a general-ledger account, so a deposit is never a transfer between two
+# customers (cash, revenue and expense stay on the bank's side of every entry).
+SETTLEMENT_SIDE: Final[dict[str, int]] = {"DEPOSIT": 0, "WITHDRAWAL": 1, "FEE": 1, "INTEREST": 0}
 
 # System general-ledger accounts, one per currency: (system_code, account type).
 SYSTEM_ACCOUNTS: Final[dict[str, str]] = {

@@ -72,7 +72,51 @@ def test_mt103_to_pacs008_carries_amounts_parties_references_and_uetr():
     assert tx.instructing_agent.bic == "BANKBEBBXXX" and tx.instructed_agent.bic == "BANKDEFFXXX"
     assert tx.remittance == ("INVOICE 2024-001",) and tx.charge_bearer == "SHAR"
     lost = lost_text(result)
-    assert "13C" in lost and "{108:}" in lost  # what pacs.008 cannot carry is reported
+    assert "{108:}" in lost and "13C" not in lost  # what pacs.008 cannot carry is reported
+    assert tx.settlement_time_indication == (("DbtDtTm", "2024-01-15T12:49:00+01:00"),)
+
+
+MT103_13C_77B = MT103.replace(
+    ":13C:/SNDTIME/1249+0100\r\n",
+    ":13C:/SNDTIME/1249+0100\r\n:13C:/RNCTIME/1302+0100\r\n:13C:/CLSTIME/0915-0500\r\n:13C:/REJTIME/1600+0000\r\n",
+).replace(":72:/INS/BANKGB2L\r\n", ":72:/INS/BANKGB2L\r\n:77B:/ORDERRES/BE//MEILAAN 1, 9000 GENT\r\n/BENEFRES/DE\r\n")
+
+
+def test_mt103_13c_and_77b_travel_to_pacs008_and_back():
+    """CBPR+ translation: 13C SNDTIME/RNCTIME -> SttlmTmIndctn DbtDtTm/CdtDtTm (dated with 32A),
+    CLSTIME/TILTIME/FROTIME/REJTIME -> SttlmTmReq; 77B lines -> RgltryRptg/Dtls/Inf."""
+    assert swift.validate(MT103_13C_77B).valid
+    result = cv.convert(MT103_13C_77B, "pacs.008")
+    assert_xsd_valid(result.output, "pacs.008.001.08")
+    assert not [i for i in result.lost if "13C" in i.location or "77B" in i.location], lost_text(result)
+    tx = mx.parse(result.output).transactions()[0]
+    assert tx.settlement_time_indication == (
+        ("DbtDtTm", "2024-01-15T12:49:00+01:00"),
+        ("CdtDtTm", "2024-01-15T13:02:00+01:00"),
+    )
+    assert tx.settlement_time_request == (("CLSTm", "09:15:00-05:00"), ("RjctTm", "16:00:00+00:00"))
+    assert tx.regulatory_reporting == ("/ORDERRES/BE//MEILAAN 1, 9000 GENT", "/BENEFRES/DE")
+    back = cv.convert(result.output, "mt103")
+    assert swift.validate(back.output).valid, swift.validate(back.output).issues
+    msg = swift.parse(back.output)
+    assert [f.text for f in msg.all("13C")] == [
+        "/SNDTIME/1249+0100",
+        "/RNCTIME/1302+0100",
+        "/CLSTIME/0915-0500",
+        "/REJTIME/1600+0000",
+    ]
+    assert msg.field("77B").lines == ["/ORDERRES/BE//MEILAAN 1, 9000 GENT", "/BENEFRES/DE"]
+    assert "13C" not in lost_text(back) and "RgltryRptg" not in lost_text(back)
+
+
+def test_mt202_13c_travels_to_pacs009_and_back():
+    mt202 = _mt202().replace(":32A:", ":13C:/TILTIME/1100+0100\r\n:32A:", 1)
+    assert swift.validate(mt202).valid
+    result = cv.convert(mt202, "pacs.009")
+    tx = mx.parse(result.output).transactions()[0]
+    assert tx.settlement_time_request == (("TillTm", "11:00:00+01:00"),)
+    back = swift.parse(cv.convert(result.output, "mt202").output)
+    assert back.field("13C").text == "/TILTIME/1100+0100"
 
 
 def test_pacs008_to_mt103_and_back_preserves_the_payment():
@@ -234,6 +278,35 @@ def test_mt940_to_camt053_carries_balances_and_entries():
     )
     assert first.additional_info == "RENT" and second.details[0].end_to_end_id == "SALARY"
     assert "receiver" in lost_text(result)
+
+
+def test_mt940_page_number_and_available_balance_to_camt053_and_back():
+    """28C statement/sequence number -> ElctrncSeqNb and StmtPgntn/PgNb (LastPgInd from 62F/62M);
+    64 closing available balance -> Bal CLAV; and back to the same MT940 fields."""
+    entries = [swift.StatementEntry(Decimal("-25.50"), date(2024, 1, 15), "NTRF", "NONREF", "B1")]
+    args = statement_args(entries=entries, closing_date=date(2024, 1, 15), available_balance=Decimal("70.25"))
+    for closing_is_final in (True, False):
+        mt940 = str(
+            swift.create_mt940(
+                **args, statement_number=7, sequence_number=3, opening_is_final=False, closing_is_final=closing_is_final
+            )
+        )
+        assert ":28C:00007/00003\r\n:60M:" in mt940 and ":64:C240115EUR70,25\r\n" in mt940
+        result = cv.convert(mt940, "camt.053")
+        assert not [i for i in result.lost if "64" in i.location or "28C" in i.location], lost_text(result)
+        assert_xsd_valid(result.output, "camt.053.001.08")
+        st = mx.parse(result.output).statements()[0]
+        assert (st.sequence_number, st.page_number, st.last_page) == ("7", "00003", closing_is_final)
+        balances = {b.type_code: (b.amount, b.credit_debit, b.date) for b in st.balances}
+        assert balances["CLAV"] == (Decimal("70.25"), "CRDT", "2024-01-15")
+        back = cv.convert(result.output, "mt940").output
+        assert swift.validate(back).valid
+        msg = swift.parse(back)
+        assert msg.field("28C").text == "00007/00003"
+        assert msg.field("60M").text == "C240114EUR100,00"
+        closing_tag = "62F" if closing_is_final else "62M"
+        assert msg.field(closing_tag).tag == closing_tag and msg.field(closing_tag).text == "C240115EUR74,50"
+        assert msg.field("64").text == "C240115EUR70,25"
 
 
 def test_camt053_to_mt940_with_and_without_an_app_header():

@@ -462,15 +462,31 @@ def test_create_mt950_has_no_86_and_negative_balances():
         )
     )
     text = str(msg)
-    assert ":86:" not in text and ":60F:D240114USD10,00\r\n" in text and ":62F:C240114USD964,50\r\n" in text
+    # Without a closing date the closing balance is dated with the last entry (16 January), not
+    # the opening date.
+    assert ":86:" not in text and ":60F:D240114USD10,00\r\n" in text and ":62F:C240116USD964,50\r\n" in text
     assert swift.validate(text).valid
+
+
+def test_statement_closing_date_defaults_to_the_last_entry():
+    entries = [
+        StatementEntry(Decimal("5.00"), date(2024, 1, 20), entry_date=date(2024, 1, 18)),  # booked the 18th
+        StatementEntry(Decimal("-1.00"), date(2024, 1, 17)),
+    ]
+    args = statement_args(entries=entries, available_balance=Decimal("4.00"))
+    text = str(swift.create_mt940(**args))
+    assert ":62F:C240118EUR104,00\r\n:64:C240118EUR4,00\r\n" in text  # the latest booking date
+    explicit = str(swift.create_mt940(**{**args, "closing_date": date(2024, 1, 31)}))
+    assert ":62F:C240131EUR104,00\r\n:64:C240131EUR4,00\r\n" in explicit
+    empty = str(swift.create_mt940(**statement_args(entries=[])))
+    assert ":62F:C240114EUR100,00\r\n" in empty  # no entries: the opening date
 
 
 def test_statement_rules():
     text = str(swift.create_mt940(**statement_args(reference="S", account="1", entries=_entries())))
-    report = swift.validate(mutate(text, ":62F:C240114EUR1074,50", ":62F:C240114USD1074,5"))
+    report = swift.validate(mutate(text, ":62F:C240116EUR1074,50", ":62F:C240116USD1074,5"))
     assert "one currency" in messages(report)
-    report = swift.validate(mutate(text, ":62F:C240114EUR1074,50", ":62F:C240114EUR1074,60"))
+    report = swift.validate(mutate(text, ":62F:C240116EUR1074,50", ":62F:C240116EUR1074,60"))
     assert report.valid and [i.code for i in report.issues] == ["mt_balance"]  # a warning
     report = swift.validate(mutate(text, "D25,50NTRF", "D25,50XTRF"))
     assert "S, N or F" in messages(report)

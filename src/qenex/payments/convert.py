@@ -13,6 +13,7 @@ message of its type (MT network rules; the official XSD where its schema is inst
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -338,6 +339,7 @@ def _mt103_to_pacs008(msg: Message) -> ConversionResult:
     if g is not None:
         charges.append((amount_of(g[1]), g[0], receiver))
     _not_carried(msg, lost, _MT103_NOT_CARRIED)
+    time_request, time_indication = _time_indications(msg, when, lost)
     service_level, category_purpose = _payment_type_codes(msg, lost)
     bank_op = _text_of(msg, "23B")
     if bank_op != "CRED":
@@ -363,6 +365,9 @@ def _mt103_to_pacs008(msg: Message) -> ConversionResult:
         charges=tuple((a, c, b) for a, c, b in charges),
         service_level=service_level,
         category_purpose=category_purpose,
+        settlement_time_request=time_request,
+        settlement_time_indication=time_indication,
+        regulatory_reporting=_regulatory_reporting(msg),
     )
     chain = _settlement_chain(msg, lost)
     out = mx.build_pacs008(
@@ -467,12 +472,76 @@ def _with_agent(party: mx.PartySpec, agent_bic: str | None) -> mx.PartySpec:
 
 
 _MT103_NOT_CARRIED: Final = {
-    "13C": "13C time indication has no pacs.008 element in the CBPR+ mapping used here",
     "26T": "26T transaction type code is not carried",
     "51": "51A sending institution is not carried",
-    "77B": "77B regulatory reporting is not carried",
     "77T": "77T envelope contents are not carried",
 }
+
+# 13C time indication codes <-> pacs.008/009 elements (CBPR+ translation): the requests are ISO
+# times in SttlmTmReq; SNDTIME (debited) and RNCTIME (credited at the receiving central bank) are
+# date-times in SttlmTmIndctn, dated with the 32A value date.
+TIME_REQUEST_13C: Final = {"CLSTIME": "CLSTm", "TILTIME": "TillTm", "FROTIME": "FrTm", "REJTIME": "RjctTm"}
+TIME_INDICATION_13C: Final = {"SNDTIME": "DbtDtTm", "RNCTIME": "CdtDtTm"}
+_13C: Final = re.compile(r"/([A-Z0-9]{1,8})/(\d{2})(\d{2})([+-])(\d{2})(\d{2})\Z")
+_ISO_TIME: Final = re.compile(r"(?:\d{4}-\d{2}-\d{2}T)?(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})\Z")
+
+
+def _time_indications(
+    msg: Message, value_date: date, lost: _Lost
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """Every 13C as (SttlmTmReq items, SttlmTmIndctn items); an unknown code is reported."""
+    request: dict[str, str] = {}
+    indication: dict[str, str] = {}
+    for f in msg.all("13C"):
+        m = _13C.match(f.text)
+        if m is None:
+            lost.add("block 4 :13C:", f"time indication {f.text[:20]!r} cannot be read")
+            continue
+        code, hh, mm, sign, oh, om = m.groups()
+        iso_time = f"{hh}:{mm}:00{sign}{oh}:{om}"
+        if code in TIME_REQUEST_13C and TIME_REQUEST_13C[code] not in request:
+            request[TIME_REQUEST_13C[code]] = iso_time
+        elif code in TIME_INDICATION_13C and TIME_INDICATION_13C[code] not in indication:
+            indication[TIME_INDICATION_13C[code]] = f"{value_date.isoformat()}T{iso_time}"
+        else:
+            lost.add("block 4 :13C:", f"time indication code {code} has no (further) pacs element")
+    return tuple(request.items()), tuple(indication.items())
+
+
+def _13c_fields(tx: mx.Transaction, lost: _Lost) -> list[tuple[str, str]]:
+    """SttlmTmIndctn and SttlmTmReq back as 13C fields (MT order: indications first)."""
+    out: list[tuple[str, str]] = []
+    codes = {v: k for k, v in (TIME_REQUEST_13C | TIME_INDICATION_13C).items()}
+    for kind, value in (*tx.settlement_time_indication, *tx.settlement_time_request):
+        m = _ISO_TIME.match(value)
+        code = codes.get(kind)
+        if m is None or code is None:
+            lost.add(f"SttlmTm {kind}", f"{kind} {value[:30]!r} needs a time with a UTC offset for 13C")
+            continue
+        hh, mm, ss, zone = m.groups()
+        if ss not in (None, "00"):
+            lost.add(f"SttlmTm {kind}", f"the seconds of {kind} {value[:30]} are cut (13C holds HHMM)")
+        offset = "+0000" if zone == "Z" else zone.replace(":", "")
+        out.append(("13C", f"/{code}/{hh}{mm}{offset}"))
+    return out
+
+
+# 77B regulatory reporting (3*35x) <-> RgltryRptg/Dtls/Inf, one Inf (Max35Text) per line.
+REGULATORY_LINES_MAX: Final = 3
+
+
+def _regulatory_reporting(msg: Message) -> tuple[str, ...]:
+    f = msg.field("77B")
+    return tuple(f.lines) if f is not None else ()
+
+
+def _77b_field(tx: mx.Transaction, lost: _Lost) -> list[tuple[str, str]]:
+    lines = [line[:35] for line in tx.regulatory_reporting]
+    if not lines:
+        return []
+    if len(lines) > REGULATORY_LINES_MAX or any(len(x) > 35 for x in tx.regulatory_reporting):
+        lost.add("RgltryRptg", "regulatory reporting beyond 3 lines of 35 characters is cut (77B)")
+    return [("77B", "\n".join(_x_text(x) for x in lines[:REGULATORY_LINES_MAX]))]
 
 
 def _mt202_to_pacs009(full: Message) -> ConversionResult:
@@ -495,7 +564,8 @@ def _mt202_to_pacs009(full: Message) -> ConversionResult:
             location="block 4 :58a:",
             code=CONVERT_CODE,
         )
-    _not_carried(msg, lost, {"13C": _MT103_NOT_CARRIED["13C"]})
+    _not_carried(msg, lost, {})  # block 3 user header fields
+    time_request, time_indication = _time_indications(msg, when, lost)
     chain = _settlement_chain(msg, lost)
     transfer = mx.CreditTransfer(
         amount=amount,
@@ -515,6 +585,8 @@ def _mt202_to_pacs009(full: Message) -> ConversionResult:
         intermediary_agents=(mx.PartySpec(agent_bic=intermediary),) if intermediary else (),
         instructions_for_next_agent=next_agent,
         instructions_for_creditor_agent=for_creditor,
+        settlement_time_request=time_request,
+        settlement_time_indication=time_indication,
     )
     out = mx.build_pacs009(
         [transfer],
@@ -538,12 +610,18 @@ def _mt940_to_camt053(msg: Message) -> ConversionResult:
         raise PaymentFormatError("the statement's balances cannot be read", code=CONVERT_CODE)
     account = _text_of(msg, "25") or NOT_PROVIDED
     entries = tuple(_camt_entry(f, msg, i, lost) for i, f in enumerate(msg.fields) if f.tag == "61")
-    number = (_text_of(msg, "28C") or "1").split("/")[0]
+    # 28C statement number / sequence number: the number is ElctrncSeqNb, the sequence number the
+    # page (StmtPgntn/PgNb, kept as written), and 62F (final) or 62M (intermediate) says whether
+    # it is the last page (LastPgInd).
+    number, _, page = (_text_of(msg, "28C") or "1").partition("/")
+    closing_field = msg.field("62")
+    available = read_balance((msg.field("64") or Field("64", "")).text) if msg.field("64") else None
+    if msg.field("64") is not None and (available is None or available.date is None):
+        raise PaymentFormatError("field 64 cannot be read", location="block 4 :64:", code=CONVERT_CODE)
     _not_carried(
         msg,
         lost,
         {
-            "64": "64 closing available balance is not carried (camt.053 CLAV not built)",
             "65": "65 forward available balance is not carried",
             "21": "21 related reference is not carried",
             "13D": "13D date/time indication is not carried",
@@ -570,9 +648,14 @@ def _mt940_to_camt053(msg: Message) -> ConversionResult:
         entries=entries,
         servicer_bic=msg.sender_bic,
         sequence_number=int(number) if number.isascii() and number.isdigit() else None,
+        page_number=page or None,
+        last_page=closing_field is None or closing_field.tag != "62M",
+        available_balance=available.amount if available is not None else None,
+        available_credit=available.mark == "C" if available is not None else True,
+        available_date=available.date if available is not None else None,
     )
     out = mx.build_camt053([spec], msg_id=_text_of(msg, "20"))
-    computed = out.statements()[0].balances[-1]
+    computed = next(b for b in out.statements()[0].balances if b.type_code == "CLBD")
     signed = computed.amount if computed.credit_debit == "CRDT" else -(computed.amount or Decimal(0))
     if signed != closing.signed:
         lost.add(
@@ -778,6 +861,7 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
     field_32a, ccy, amount = _field_32a(tx)
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
+        *_13c_fields(tx, lost),
         ("23B", "CRED"),
         *(("23E", code) for code in _instruction_codes(tx)),
         ("32A", field_32a),
@@ -814,6 +898,7 @@ def _pacs008_to_mt103(msg: mx.Iso20022Message) -> ConversionResult:
     line72 = _line72(_previous_agent_lines(msg, tx_el) + _all_instructions(msg, tx_el), lost)
     if line72:
         fields.append(("72", line72))
+    fields.extend(_77b_field(tx, lost))
     _mx_not_carried(tx, lost)
     out = swift.assemble("103", sender, receiver, fields, [("121", tx.uetr or swift.new_uetr())])
     return ConversionResult(out.to_string(), "MT103", lost.items)
@@ -928,6 +1013,7 @@ def _pacs009_to_mt202(msg: mx.Iso20022Message) -> ConversionResult:
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(tx.instr_id or tx.tx_id, "PmtId/InstrId", lost)),
         ("21", _mt_ref(tx.end_to_end_id, "PmtId/EndToEndId", lost)),
+        *_13c_fields(tx, lost),
         ("32A", field_32a),
     ]
     if tx.debtor.bic and not _same_bic(tx.debtor.bic, sender):
@@ -1086,11 +1172,20 @@ def _camt053_to_mt940(msg: mx.Iso20022Message) -> ConversionResult:
     _one_currency(st)
     opening_tag, opening = _opening_balance(st)
     closing_tag, closing = _closing_balance(st)
+    # Pagination: page N > 1 opens with an intermediate 60M, a page that is not the last closes
+    # with 62M; the page number is 28C's sequence number, as written (up to 5 digits).
+    page = st.page_number if st.page_number and st.page_number.isdigit() and len(st.page_number) <= 5 else None
+    if st.page_number and page is None:
+        lost.add("Stmt/StmtPgntn/PgNb", f"page number {st.page_number[:10]!r} does not fit 28C (5n)")
+    if opening_tag == "60F" and page is not None and int(page) > 1:
+        opening_tag = "60M"
+    if closing_tag == "62F" and st.last_page is False:
+        closing_tag = "62M"
     currency = opening[2]
     fields: list[tuple[str, str]] = [
         ("20", _mt_ref(st.id, "Stmt/Id", lost)),
         ("25", _x_text(st.account.account or NOT_PROVIDED)[:35]),
-        ("28C", f"{int(st.sequence_number or 1):05d}"[-5:]),
+        ("28C", f"{int(st.sequence_number or 1):05d}"[-5:] + (f"/{page}" if page else "")),
         (opening_tag, _mt_balance(*opening)),
     ]
     for b in st.balances:

@@ -26,6 +26,7 @@ from qenex.payments.iso20022.model import ISO_NS_PREFIX, Iso20022Message
 BATCH_TRANSACTIONS_MAX: Final = 100_000
 TEXT35_CHARS_MAX: Final = 35
 TEXT140_CHARS_MAX: Final = 140
+PAGE_NUMBER_DIGITS_MAX: Final = 5  # Max5NumericText
 NOT_PROVIDED: Final = "NOTPROVIDED"
 CHARGE_BEARERS: Final = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
 SETTLEMENT_METHODS: Final = frozenset({"INDA", "INGA", "COVE", "CLRG"})
@@ -106,6 +107,8 @@ class CreditTransfer:
     regulatory_reporting: tuple[str, ...] = ()  # free-text details, 35 characters each
     # Settlement time request (pacs.008/009): (kind, ISO time) with kind CLSTm, TillTm, FrTm, RjctTm.
     settlement_time_request: tuple[tuple[str, str], ...] = ()
+    # Settlement time indication (pacs.008/009): (kind, ISO date-time) with kind DbtDtTm, CdtDtTm.
+    settlement_time_indication: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,14 @@ class StatementSpec:
     sequence_number: int | None = None
     from_datetime: datetime | None = None
     to_datetime: datetime | None = None
+    # Pagination (StmtPgntn / NtfctnPgntn, camt.053/054 .03 and later): page number (1-5 digits,
+    # kept as written, e.g. "00003" from MT940 28C) and whether this is the last page.
+    page_number: str | None = None
+    last_page: bool = True
+    # Closing available balance (CLAV, MT940 field 64); dated closing_date unless available_date.
+    available_balance: Decimal | str | int | None = None
+    available_credit: bool = True
+    available_date: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -698,7 +709,8 @@ def _pacs_tx(
     w.amount(tx, "IntrBkSttlmAmt", t.amount, t.currency)
     settle = t.settlement_date or when or date.today()
     w.el(tx, "IntrBkSttlmDt", settle.isoformat())
-    _settlement_time_request(w, tx, t.settlement_time_request)
+    _settlement_times(w, tx, "SttlmTmIndctn", _TIME_INDICATION_ORDER, t.settlement_time_indication)
+    _settlement_times(w, tx, "SttlmTmReq", _TIME_REQUEST_ORDER, t.settlement_time_request)
     if not fi:
         if t.instructed_amount is not None:
             w.amount(tx, "InstdAmt", t.instructed_amount, t.instructed_currency or t.currency)
@@ -755,19 +767,21 @@ def _pacs_tx(
 
 
 _TIME_REQUEST_ORDER: Final = ("CLSTm", "TillTm", "FrTm", "RjctTm")
+_TIME_INDICATION_ORDER: Final = ("DbtDtTm", "CdtDtTm")
 
 
-def _settlement_time_request(w: _W, tx: etree._Element, request: tuple[tuple[str, str], ...]) -> None:
-    if not request:
+def _settlement_times(
+    w: _W, tx: etree._Element, tag: str, order: tuple[str, ...], items: tuple[tuple[str, str], ...]
+) -> None:
+    """SttlmTmReq (ISO times) or SttlmTmIndctn (ISO date-times), children in schema order."""
+    if not items:
         return
-    kinds = dict(request)
-    unknown = set(kinds) - set(_TIME_REQUEST_ORDER)
+    kinds = dict(items)
+    unknown = set(kinds) - set(order)
     if unknown:
-        raise PaymentFormatError(
-            f"settlement time request kinds are {', '.join(_TIME_REQUEST_ORDER)}", code="iso20022_build_invalid"
-        )
-    node = w.el(tx, "SttlmTmReq")
-    for kind in _TIME_REQUEST_ORDER:
+        raise PaymentFormatError(f"{tag} kinds are {', '.join(order)}", code="iso20022_build_invalid")
+    node = w.el(tx, tag)
+    for kind in order:
         if kind in kinds:
             w.el(node, kind, kinds[kind])
 
@@ -980,6 +994,15 @@ def _build_camt(
 def _camt_statement(w: _W, body: etree._Element, tag: str, s: StatementSpec, stamp: str) -> None:
     st = w.el(body, tag)
     w.el(st, "Id", _text(s.id, TEXT35_CHARS_MAX, "statement id"))
+    if s.page_number is not None:
+        if w.mt == "camt.053.001.02" or not (s.page_number.isascii() and s.page_number.isdigit()):
+            raise PaymentFormatError(
+                f"page number {s.page_number[:8]!r} needs 1-5 digits and camt.053.001.03 or later",
+                code="iso20022_build_invalid",
+            )
+        pages = w.el(st, "StmtPgntn" if tag == "Stmt" else "NtfctnPgntn")
+        w.el(pages, "PgNb", _text(s.page_number, PAGE_NUMBER_DIGITS_MAX, "page number"))
+        w.el(pages, "LastPgInd", "true" if s.last_page else "false")
     if s.sequence_number is not None:
         w.el(st, "ElctrncSeqNb", str(s.sequence_number))
     w.el(st, "CreDtTm", stamp)
@@ -1004,6 +1027,9 @@ def _camt_statement(w: _W, body: etree._Element, tag: str, s: StatementSpec, sta
     if tag == "Stmt":
         _balance(w, st, "OPBD", opening, s.currency, s.opening_date)
         _balance(w, st, "CLBD", closing, s.currency, s.closing_date)
+        if s.available_balance is not None:
+            available = _minor(s.available_balance, s.currency, zero=True) * (1 if s.available_credit else -1)
+            _balance(w, st, "CLAV", available, s.currency, s.available_date or s.closing_date)
     if moves:
         _summary(w, st, moves, s.currency)
     for minor, e in moves:

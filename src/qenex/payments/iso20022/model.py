@@ -166,6 +166,7 @@ class Transaction:
     next_agent_instructions: tuple[tuple[str | None, str | None], ...] = ()
     regulatory_reporting: tuple[str, ...] = ()
     settlement_time_request: tuple[tuple[str, str], ...] = ()
+    settlement_time_indication: tuple[tuple[str, str], ...] = ()  # (DbtDtTm|CdtDtTm, ISO date-time)
     exchange_rate: Decimal | None = None
     charges: tuple[tuple[Decimal | None, str | None, str | None], ...] = ()  # (amount, currency, agent BIC)
 
@@ -226,6 +227,8 @@ class Statement:
     account_currency: str | None
     balances: tuple[Balance, ...]
     entries: tuple[Entry, ...]
+    page_number: str | None = None  # StmtPgntn/PgNb (RptPgntn, NtfctnPgntn)
+    last_page: bool | None = None  # .../LastPgInd
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,6 +520,9 @@ class Iso20022Message:
             next_agent_instructions=self._instructions(tx, "InstrForNxtAgt"),
             regulatory_reporting=tuple(x.text.strip() for x in r.all(tx, "RgltryRptg/Dtls/Inf") if x.text),
             settlement_time_request=tuple((local(x.tag), x.text.strip()) for x in r.all(tx, "SttlmTmReq/*") if x.text),
+            settlement_time_indication=tuple(
+                (local(x.tag), x.text.strip()) for x in r.all(tx, "SttlmTmIndctn/*") if x.text
+            ),
             exchange_rate=_dec(r.t(tx, "XchgRate")),
             charges=tuple(
                 (
@@ -555,7 +561,11 @@ class Iso20022Message:
             )
             for b in r.all(st, "Bal")
         )
+        pages = r.f(st, local(st.tag) + "Pgntn")
+        last = r.t(pages, "LastPgInd")
         return Statement(
+            page_number=r.t(pages, "PgNb"),
+            last_page=None if last is None else last.lower() in ("true", "1"),
             kind=local(st.tag),
             id=r.t(st, "Id"),
             sequence_number=r.t(st, "ElctrncSeqNb"),

@@ -473,7 +473,7 @@ def _create_statement(
     opening_balance: Decimal,
     opening_date: date,
     entries: Sequence[StatementEntry],
-    closing_date: date,
+    closing_date: date | None,
     statement_number: int,
     sequence_number: int | None,
     opening_is_final: bool,
@@ -492,10 +492,17 @@ def _create_statement(
     for e in entries:
         fields.extend(_statement_line(e, ccy, mt == "940"))
         closing += e.amount  # the closing balance is computed, never trusted from the caller
-    fields.append(("62F" if closing_is_final else "62M", _balance(closing, closing_date, ccy, "closing")))
+    closing_on = closing_date or statement_closing_date(opening_date, entries)
+    fields.append(("62F" if closing_is_final else "62M", _balance(closing, closing_on, ccy, "closing")))
     if available_balance is not None:
-        fields.append(("64", _balance(available_balance, closing_date, ccy, "available")))
+        fields.append(("64", _balance(available_balance, closing_on, ccy, "available")))
     return assemble(mt, sender_bic, receiver_bic, fields)
+
+
+def statement_closing_date(opening_date: date, entries: Sequence[StatementEntry]) -> date:
+    """The date of a statement's closing balances (62a, 64) when the caller names none: the last
+    entry's booking date (its entry date, else its value date), or the opening date without entries."""
+    return max((e.entry_date or e.value_date for e in entries), default=opening_date)
 
 
 def create_mt940(
@@ -515,7 +522,8 @@ def create_mt940(
     closing_is_final: bool = True,
     available_balance: Decimal | None = None,
 ) -> Message:
-    """An MT940 Customer Statement; the closing balance is opening + entries."""
+    """An MT940 Customer Statement; the closing balance is opening + entries, dated
+    ``closing_date`` or, by default, the last entry's booking date (`statement_closing_date`)."""
     return _create_statement(
         "940",
         sender_bic,
@@ -526,7 +534,7 @@ def create_mt940(
         opening_balance,
         opening_date,
         entries,
-        closing_date or opening_date,
+        closing_date,
         statement_number,
         sequence_number,
         opening_is_final,
@@ -552,7 +560,8 @@ def create_mt950(
     closing_is_final: bool = True,
     available_balance: Decimal | None = None,
 ) -> Message:
-    """An MT950 Statement Message (no field 86); the closing balance is opening + entries."""
+    """An MT950 Statement Message (no field 86); the closing balance is opening + entries, dated
+    as in `create_mt940`."""
     return _create_statement(
         "950",
         sender_bic,
@@ -563,7 +572,7 @@ def create_mt950(
         opening_balance,
         opening_date,
         entries,
-        closing_date or opening_date,
+        closing_date,
         statement_number,
         sequence_number,
         opening_is_final,

@@ -269,10 +269,33 @@ def test_mt103_structure_missing_and_unexpected_fields():
     assert "mt_field_missing" in codes(report) and "71A" in messages(report)
     report = swift.validate(mutate(MT103, ":70:INVOICE 2024-001", ":70:X\r\n:99:Y"))
     assert "mt_field_unexpected" in codes(report)
+    # Every field present but two swapped: one located ordering error, not a cascade of "missing".
     report = swift.validate(
         mutate(MT103, ":20:REF-0001\r\n:13C:/SNDTIME/1249+0100\r\n:23B:CRED", ":23B:CRED\r\n:20:REF-0001")
     )
-    assert "mt_field_unexpected" in codes(report) or "mt_field_missing" in codes(report)
+    assert [(i.code, i.location) for i in report.issues] == [("mt_field_order", "block 4 :20: (line 3)")]
+    assert ":20: comes after :23B:" in report.issues[0].message
+    swapped = mutate(MT103, ":57A:BANKDEFF\r\n", "")
+    swapped = mutate(swapped, ":71A:SHA\r\n", ":71A:SHA\r\n:57A:BANKDEFF\r\n")
+    assert [(i.code, i.location) for i in swift.validate(swapped).issues] == [
+        ("mt_field_order", "block 4 :57A: (line 17)")
+    ]
+    # A missing field stays a missing field, even when others are also out of order.
+    report = swift.validate(mutate(swapped, ":32A:240115EUR1234,56\r\n", ""))
+    assert "mt_field_order" not in codes(report) and "mt_field_missing" in codes(report)
+
+
+def test_line_ends_lf_only_or_mixed_are_warnings():
+    mixed = mutate(MT103, ":23B:CRED\r\n", ":23B:CRED\n")
+    for data in (mixed, mixed.encode()):
+        report = swift.validate(data)
+        assert report.valid and [(i.code, i.location, i.severity) for i in report.issues] == [
+            ("mt_line_ends", "line 4", "warning")
+        ]
+    lf_only = MT103.replace("\r\n", "\n")
+    report = swift.validate(lf_only)
+    assert report.valid and [(i.code, i.severity) for i in report.issues] == [("mt_line_ends", "warning")]
+    assert not swift.validate(MT103).issues
 
 
 def test_mt103_stp_restricts_options_and_codes():

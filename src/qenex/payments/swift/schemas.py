@@ -209,6 +209,42 @@ def all_tags(nodes: tuple[Node, ...]) -> frozenset[str]:
     return frozenset(out)
 
 
+@lru_cache(maxsize=64)
+def tag_order(kind: str) -> dict[str, int]:
+    """Each tag's position in the structure of `kind`, by its first occurrence (canonical order)."""
+    order: dict[str, int] = {}
+
+    def walk(nodes: tuple[Node, ...]) -> None:
+        for node in nodes:
+            if isinstance(node, Item):
+                for tag in node.tags:
+                    order.setdefault(tag, len(order))
+            else:
+                walk(node.items)
+
+    walk(STRUCTURES[kind])
+    return order
+
+
+def misplaced(kind: str, tags: list[str]) -> int | None:
+    """When the fields are all known to `kind` and would match its structure in the canonical
+    order, the index of the first field that comes too early or too late; else None (the
+    problem is a missing, repeated or foreign field, not the order)."""
+    order = tag_order(kind)
+    if any(tag not in order for tag in tags):
+        return None
+    ordered = sorted(tags, key=lambda tag: order[tag])
+    if ordered == tags:
+        return None
+    consumed, missing = match(kind, ordered)
+    if consumed < len(ordered) or missing:
+        return None
+    for i in range(1, len(tags)):
+        if order[tags[i]] < order[tags[i - 1]]:
+            return i
+    return None
+
+
 def match(kind: str, tags: list[str]) -> tuple[int, tuple[str, ...]]:
     """Greedy match of `tags` against the structure of `kind` ("103", "202COV", ...).
     Returns (tags consumed, missing item names)."""

@@ -78,6 +78,8 @@ def validate(data: str | bytes | Message | MessageBatch, **options: Any) -> Vali
         report.add("mt_option", f"unknown validation option(s): {', '.join(sorted(unknown))}", "options")
         return report
     require_uetr = not options.get("allow_missing_uetr", False)
+    if not isinstance(data, Message | MessageBatch):
+        _check_mixed_line_ends(data, parsed, report)
     if isinstance(parsed, MessageBatch):
         types = []
         for i, msg in enumerate(parsed.messages, start=1):
@@ -87,6 +89,28 @@ def validate(data: str | bytes | Message | MessageBatch, **options: Any) -> Vali
     else:
         report.message_type = _validate_one(parsed, report, "", require_uetr)
     return report
+
+
+def _check_mixed_line_ends(data: str | bytes, parsed: Message | MessageBatch, report: ValidationReport) -> None:
+    """FIN transmits CrLf line ends. A file with LF-only line ends is reported per block 4
+    (``mt_line_ends``); one that mixes CrLf with bare LF is reported here, at the first bare LF.
+    Bank statement exports (no blocks) are not FIN: they are exempt."""
+    if isinstance(parsed, Message) and parsed.bare:
+        return
+    text = data if isinstance(data, str) else data.decode("latin-1")  # only line positions matter
+    crlf_count = text.count("\r\n")
+    if not crlf_count or text.count("\n") == crlf_count:
+        return
+    pos = text.find("\n")
+    while pos > 0 and text[pos - 1] == "\r":
+        pos = text.find("\n", pos + 1)
+    line = text.count("\n", 0, pos) + 1
+    report.add(
+        "mt_line_ends",
+        "line ends mix CrLf and bare LF; FIN transmits CrLf throughout",
+        f"line {line}",
+        "warning",
+    )
 
 
 def _lines_in(messages: list[Message]) -> Callable[[], int]:
@@ -315,6 +339,16 @@ def _check_fields(
         return
     tags = [f.tag for f in fields]
     consumed, missing = schemas.match(kind, tags)
+    if missing or consumed < len(tags):
+        wrong = schemas.misplaced(kind, tags)
+        if wrong is not None:  # every field is there, in the wrong order: one error, not several
+            report.add(
+                "mt_field_order",
+                f"field :{tags[wrong]}: comes after :{tags[wrong - 1]}:, but MT{mt} puts it before;"
+                " the fields are all present, out of order",
+                loc(wrong),
+            )
+            return
     for name in missing:
         report.add("mt_field_missing", f"mandatory field {name} is missing", f"{where}block 4")
     if consumed < len(tags):

@@ -141,11 +141,33 @@ def test_missing_mandatory_element_is_an_xsd_error():
     assert any(i.code == "xsd_invalid" and "CdtTrfTxInf[1]" in i.location for i in report.errors)
 
 
-def test_iban_check_digits_are_a_warning_at_iso_level():
+def test_iban_check_digits_are_an_error_in_an_interbank_credit_transfer():
     text = pacs008().replace("DE89370400440532013000", "DE88370400440532013000")
     report = iso.validate(text)
+    assert not report.valid
+    assert [(i.code, i.location.split(" (")[0]) for i in report.errors] == [
+        ("iban_invalid", f"/Document/FIToFICstmrCdtTrf/CdtTrfTxInf[{n}]/DbtrAcct/Id/IBAN") for n in (1, 2)
+    ]
+
+
+def test_iban_check_digits_are_a_warning_where_the_message_reports_on_an_account():
+    # A statement (or a status report, a customer's draft) may name a wrong IBAN: a warning there.
+    statement = iso.build_camt053(
+        [
+            iso.StatementSpec(
+                id="S-1",
+                account_iban="DE88370400440532013000",
+                currency="EUR",
+                opening_balance="0",
+                opening_credit=True,
+                opening_date=date(2026, 3, 1),
+                closing_date=date(2026, 3, 1),
+            )
+        ]
+    ).to_string()
+    report = iso.validate(statement)
     assert report.valid
-    assert any(i.code == "iban_invalid" and i.severity == "warning" for i in report.issues)
+    assert [(i.code, i.severity) for i in report.issues] == [("iban_invalid", "warning")]
 
 
 def test_envelope_and_header_mismatch():
@@ -249,14 +271,22 @@ def test_fuzz_mutated_messages_never_crash(cut, junk):
 
 # -- shared conformance data (skips without ../shared) -------------------------------------------
 
-# The source projects label these `valid`, but the official XSD rejects them: the spec wins.
+# The source projects label these `valid`, but the specification rejects them: the spec wins.
+# Path -> the error code that says why.
 SPEC_DISAGREES = {
     # 'CURRENT_TIME' placeholder in CreDt/CreDtTm is not an xs:dateTime (head.001.001.02, pacs.008.001.08)
-    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/custom/mt103_fin2.xml",
-    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/custom/mt103_fin3.xml",
-    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/custom/mt103_pacs008.xml",
+    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/custom/mt103_fin2.xml": "xsd_invalid",
+    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/custom/mt103_fin3.xml": "xsd_invalid",
+    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/custom/mt103_pacs008.xml": "xsd_invalid",
     # PostalAddress24 puts TwnNm before AdrLine and Ctry (xs:sequence); the sample has AdrLine first
-    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/pn_01_1_1/mt101_pain_001_A_B.xml",
+    "iso20022_samples/ballerina_swiftmt-to-iso20022/tests/pn_01_1_1/mt101_pain_001_A_B.xml": "xsd_invalid",
+    # DbtrAcct IBAN BE34001216371411 fails the ISO 13616 mod 97 check digits: an error in a pacs.008
+    **{
+        f"iso20022_samples/moov-io_wire20022/CustomerCreditTransfer/CustomerCreditTransfer_{name}_pacs.008.xml": (
+            "iban_invalid"
+        )
+        for name in ("Scenario5_Step1", "Variation6")
+    },
 }
 
 
@@ -275,7 +305,7 @@ def test_shared_iso20022_samples_agree_with_labels(dev_with_schemas: Path):
         report = iso.validate((dev_with_schemas / row["path"]).read_bytes())
         checked += 1
         if row["path"] in SPEC_DISAGREES:
-            assert not report.valid and any(i.code == "xsd_invalid" for i in report.errors), row["path"]
+            assert not report.valid and any(i.code == SPEC_DISAGREES[row["path"]] for i in report.errors), row["path"]
         elif row["expected"] == "valid":
             assert report.valid, (row["path"], [str(i) for i in report.errors])
         elif row["expected"] == "invalid":

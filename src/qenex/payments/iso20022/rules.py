@@ -135,15 +135,23 @@ class _Tree:
         return str(found.text).strip() if found is not None and found.text is not None else None
 
 
+# Interbank credit transfers move money to and from the accounts they name: an IBAN whose check
+# digits fail (ISO 13616 mod 97) cannot be booked, so there it is an error. Elsewhere a wrong IBAN
+# may be what the message reports on (a pacs.002 rejecting it, a pacs.004 returning the payment,
+# a statement) or a placeholder in a customer's draft: a warning (qenex.payments.sepa makes it an
+# error for SEPA files).
+IBAN_ERROR_FAMILIES: Final = frozenset({"pacs.008", "pacs.009"})
+
+
 def _check_ibans(msg: Iso20022Message, report: ValidationReport) -> None:
-    # The schema checks an IBAN's shape only. A wrong check digit is reported as a warning here
-    # (scheme validators such as qenex.payments.sepa make it an error).
+    # The schema checks an IBAN's shape only; the check digits are checked here.
+    severity = "error" if msg.family in IBAN_ERROR_FAMILIES else "warning"
     tag = f"{{{msg.namespace}}}IBAN" if msg.namespace else "IBAN"
     for el in msg.body.iter(tag):  # type: ignore[union-attr]
         if _full(report):
             return
         if not iban_checksum_ok((el.text or "").strip()):
-            report.add("iban_invalid", "IBAN check digits are wrong (ISO 13616 mod 97)", where(el), "warning")
+            report.add("iban_invalid", "IBAN check digits are wrong (ISO 13616 mod 97)", where(el), severity)
 
 
 def _full(report: ValidationReport) -> bool:

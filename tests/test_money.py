@@ -1,7 +1,7 @@
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import MAX_EMAX, MIN_ETINY, ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from qenex.kernel.currencies import CURRENCIES
@@ -77,3 +77,108 @@ def test_extra_decimal_is_rejected_never_rounded(code, minor, extra):
     with pytest.raises(LedgerError) as exc:
         to_minor(value, code)
     assert exc.value.code == AMOUNT_PRECISION
+
+
+# ---- hostile amounts: every one ends in a LedgerError with a stable code, never another exception
+
+AMOUNT_CODES = {INVALID_AMOUNT, AMOUNT_PRECISION}
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("1E+999999", INVALID_AMOUNT), ("1e+999999", INVALID_AMOUNT), ("-1E+999999", INVALID_AMOUNT),
+     (Decimal("1E+999999"), INVALID_AMOUNT), (Decimal("9E+999999999999999999"), INVALID_AMOUNT),
+     (Decimal("1E-9999999"), AMOUNT_PRECISION), ("1E-999999", AMOUNT_PRECISION),
+     (Decimal("1E-999999999999999999"), AMOUNT_PRECISION), ("1e99999999999999999999", INVALID_AMOUNT),
+     ("1_0", INVALID_AMOUNT), ("1_000.00", INVALID_AMOUNT), ("\u0663", INVALID_AMOUNT),  # ARABIC-INDIC THREE
+     ("\uff11", INVALID_AMOUNT), ("1.\u0665", INVALID_AMOUNT), ("\u00a01", INVALID_AMOUNT), ("0x10", INVALID_AMOUNT),
+     ("1e", INVALID_AMOUNT), (".", INVALID_AMOUNT), ("--1", INVALID_AMOUNT), ("sNaN", INVALID_AMOUNT),
+     (Decimal("sNaN"), INVALID_AMOUNT), (10**400, INVALID_AMOUNT), ("+0", INVALID_AMOUNT)],
+)
+def test_hostile_amounts_get_a_stable_code(value, code):
+    with pytest.raises(LedgerError) as exc:
+        to_minor(value, "USD")
+    assert exc.value.code == code
+
+
+@pytest.mark.parametrize(("value", "minor"), [
+    (Decimal("1." + "0" * 5000), 100), (Decimal("1E-2"), 1), ("+1.50", 150), ("1.", 100), (".5", 50),
+    ("1e1", 1000), (Decimal("100E-2"), 100), ("\t2.00\n", 200), ("1E+13", 10**15),
+])
+def test_unusual_but_exact_spellings_convert(value, minor):
+    assert to_minor(value, "USD") == minor
+
+
+def test_zero_is_allowed_only_when_asked_even_with_extreme_exponents():
+    assert to_minor(Decimal("0E-9999999"), "USD", allow_zero=True) == 0
+    assert to_minor("-0", "USD", allow_zero=True) == 0
+    with pytest.raises(LedgerError) as exc:
+        to_minor(Decimal("0E+999999"), "USD")
+    assert exc.value.code == INVALID_AMOUNT
+
+
+def _check_amount(value: object, code: str) -> None:
+    try:
+        minor = to_minor(value, code)
+    except LedgerError as exc:
+        assert exc.code in AMOUNT_CODES, exc.code
+        return
+    assert type(minor) is int and 0 < minor <= AMOUNT_MAX_MINOR
+    expected = Decimal(value.strip(" \t\r\n")) if isinstance(value, str) else value
+    assert from_minor(minor, code) == expected
+
+
+@given(code=currency_codes, text=st.text(max_size=45))
+def test_any_text_is_an_amount_or_a_stable_rejection(code, text):
+    _check_amount(text, code)
+
+
+_number_text = st.builds(
+    lambda sign, whole, frac, exp: f"{sign}{whole}{frac}{exp}",
+    st.sampled_from(["", "+", "-"]),
+    st.text(alphabet="0123456789", max_size=18),
+    st.one_of(st.just(""), st.text(alphabet="0123456789", max_size=8).map(lambda d: "." + d)),
+    st.one_of(st.just(""), st.integers(-(10**12), 10**12).map(lambda e: f"E{e:+d}")),
+)
+
+
+@given(code=currency_codes, text=_number_text)
+def test_decimal_looking_text_with_any_exponent_is_an_amount_or_a_stable_rejection(code, text):
+    _check_amount(text, code)
+
+
+@given(code=currency_codes, sign=st.integers(0, 1), digits=st.lists(st.integers(0, 9), min_size=1, max_size=60),
+       exponent=st.integers(MIN_ETINY, MAX_EMAX))
+def test_any_decimal_is_an_amount_or_a_stable_rejection(code, sign, digits, exponent):
+    try:
+        value = Decimal((sign, tuple(digits), exponent))
+    except InvalidOperation:  # beyond what Decimal itself can represent: no such input exists
+        assume(False)
+    _check_amount(value, code)
+
+
+@given(code=currency_codes, value=st.decimals(allow_nan=True, allow_infinity=True))
+def test_hypothesis_decimals_are_amounts_or_stable_rejections(code, value):
+    _check_amount(value, code)
+
+
+@given(digits=st.lists(st.integers(0, 9), min_size=1, max_size=35), exponent=st.integers(-60, 3),
+       minor=st.integers(1, AMOUNT_MAX_MINOR))
+def test_conversion_is_exact_then_rounded_once(digits, exponent, minor):
+    from fractions import Fraction
+
+    from qenex.kernel.money import RATE_DIGITS_MAX, convert_minor
+
+    rate = Decimal((0, tuple(digits), exponent))
+    if rate == 0:
+        with pytest.raises(LedgerError):
+            convert_minor(minor, "USD", rate, "JPY", ROUND_HALF_EVEN)
+        return
+    try:
+        converted = convert_minor(minor, "USD", rate, "JPY", ROUND_HALF_EVEN)
+    except LedgerError as exc:
+        assert exc.code == INVALID_AMOUNT and len(rate.as_tuple().digits) > RATE_DIGITS_MAX
+        return
+    exact = Fraction(minor, 100) * Fraction(rate)  # USD cents to yen: exact, then one rounding
+    assert abs(converted - exact) <= Fraction(1, 2)
+    assert converted == round(exact)  # Python rounds a Fraction half to even, like ROUND_HALF_EVEN

@@ -9,8 +9,16 @@ Identifiers are integers: an account id is its row id; a transaction id is the j
 sequence number of its first leg (legs of one transaction are consecutive). Money crosses
 this edge as Decimal (results) or Decimal/decimal string/int (arguments), never float.
 Every mutation takes an optional ``idempotency_key``; without one the call is simply not
-retry-safe (nothing is recorded for it). Only successful requests are remembered, so a
-rejected request may be retried with the same key once its cause is fixed.
+retry-safe (nothing is recorded for it). With one, the outcome is remembered, success or
+rejection: the same key with the same request answers the original result (or raises the
+original error, same code and message) and changes nothing; the same key with a different
+request raises ``idempotency_conflict``. A request refused before it reaches the ledger (a
+malformed argument, a linked chain left open) records nothing, so it may be corrected and
+retried with the same key.
+
+A call's items never join another call's linked chain, even when the writer groups the two
+calls into one database transaction: a call whose last item is ``linked`` fails that open
+chain's items with ``linked_chain_open``.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
 import psycopg
@@ -55,7 +63,7 @@ from qenex.kernel.model import (
     TransactionType,
     VoidPending,
 )
-from qenex.kernel.money import currency_of, from_minor, parse_decimal, round_minor, to_minor
+from qenex.kernel.money import convert_minor, currency_of, from_minor, parse_decimal, to_minor
 from qenex.sdk.views import (
     Account,
     Balances,
@@ -252,7 +260,7 @@ class FinancialKernel:
         await asyncio.to_thread(migrate, self._url)
         pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
             self._url, min_size=1, max_size=self.settings.database.pool_size, open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True}, configure=S.use_runtime_role,
         )
         await pool.open(wait=True)
         self._pool = pool
@@ -335,9 +343,16 @@ class FinancialKernel:
 
     async def _execute(self, jobs: list[_Job]) -> None:
         commands = [c for job in jobs for c in job.commands]
+        ends: list[int] | None = None
+        if len(jobs) > 1:  # where each caller's call ends: no linked chain may run across one
+            ends, total = [], 0
+            for job in jobs:
+                total += len(job.commands)
+                if job.commands:
+                    ends.append(total)
         try:
             conn = await self._writer_connection()
-            results = await S.run_batch(conn, commands, _merge_known(jobs))
+            results = await S.run_batch(conn, commands, _merge_known(jobs), ends or None)
         except Exception as exc:  # noqa: BLE001 - the writer must survive; every waiting caller gets the error
             if len(jobs) > 1 and not isinstance(exc, psycopg.OperationalError):
                 for job in jobs:  # one caller's bad input must not fail the others: retry each alone
@@ -546,7 +561,7 @@ class FinancialKernel:
         rate = parse_decimal(item["rate"])
         if not Decimal(0) < rate <= FX_RATE_MAX:
             raise LedgerError(E.INVALID_AMOUNT, "rate must be positive and bounded")
-        converted = round_minor(from_minor(amount, currency) * rate, target)
+        converted = convert_minor(amount, currency, rate, target, ROUND_HALF_EVEN)
         if converted <= 0:
             raise LedgerError(E.INVALID_AMOUNT, "converted amount rounds to zero")
         src_fx = self._system.get(currency, {}).get("fx_position")
@@ -593,6 +608,9 @@ class FinancialKernel:
 
         Items are independent unless ``linked``: an item with ``linked: True`` is chained to the
         next one, and a chain succeeds or fails as one (others fail with linked_event_failed).
+        The last item must not be linked: a chain left open fails as a whole with
+        ``linked_chain_open`` (none of its items runs). Keyed items remember their outcome,
+        rejections included (see the module docstring).
         """
         if len(items) > BATCH_ITEMS_MAX:
             raise LedgerError(E.BATCH_TOO_LARGE, f"a batch holds at most {BATCH_ITEMS_MAX} items")
@@ -614,7 +632,12 @@ class FinancialKernel:
 
     async def post_pending(self, pending_id: int, amount: Decimal | str | int | None = None, *,
                            metadata: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> int:
-        """Post a reservation in full (amount None) or in part; returns the posting transaction id."""
+        """Post a reservation in full (amount None) or in part; returns the posting transaction id.
+
+        For idempotency, "post in full" (amount None) and an explicit amount are different
+        requests even when the amount equals the reservation's: the full amount is only known
+        under the ledger lock, and a request is compared as the caller stated it. Reuse a key
+        with the same form of the request."""
         pid = _account_id(pending_id, "pending_id")
         minor: int | None = None
         if amount is not None:
@@ -683,6 +706,8 @@ class FinancialKernel:
             await S.lock_ledger(conn)
             if key is not None:
                 known = await S.idempotent_lookup(conn, key, digest)
+                if isinstance(known, LedgerError):
+                    raise known
                 if known is not None:
                     return known
             account_id = await S.insert_account(conn, owner_id, acct_type, currency, overdraft, meta)
@@ -714,39 +739,47 @@ class FinancialKernel:
         return (await self._existing_account(account_id)).balances.posted
 
     async def list_accounts(self, owner_id: str | None = None, status: str | None = None, after: int | None = None,
-                            limit: int = 100) -> list[Account]:
-        """Customer accounts in id order; pass the last id as ``after`` for the next page."""
+                            limit: int = 100, *, include_system: bool = False) -> list[Account]:
+        """Customer accounts in id order (with ``include_system``, the general-ledger system
+        accounts too); pass the last id as ``after`` for the next page."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= LIST_ACCOUNTS_LIMIT_MAX:
             raise LedgerError(E.INVALID_REQUEST, f"limit must be an integer 1-{LIST_ACCOUNTS_LIMIT_MAX}")
         if status is not None and status not in {s.value for s in AccountStatus}:
             raise LedgerError(E.INVALID_REQUEST, "status must be active, frozen or closed")
         cursor = None if after is None else _account_id(after, "after")
         async with self._require_pool().connection() as conn:
-            rows = await S.list_accounts(conn, owner_id, status, cursor, limit)
+            rows = await S.list_accounts(conn, owner_id, status, cursor, limit, include_system=bool(include_system))
         return [_account_view(r) for r in rows]
 
-    async def _admin(self, account_id: int, *, status: str | None = None, overdraft: int | None = None) -> Account:
+    async def _admin(self, account_id: int, key: object, *, status: str | None = None,
+                     overdraft: int | None = None) -> Account:
+        """A status or overdraft change. With a key, the outcome is remembered like a posting's:
+        a retry answers the original outcome (the account as it is now, or the same error)."""
         aid = _account_id(account_id, "account_id")
+        idem = _key(key)
+        digest = _digest("admin", aid, status, overdraft)
         async with self._require_pool().connection() as conn:
-            row = await S.update_account_admin(conn, aid, status=status, overdraft_minor=overdraft)
+            row = await S.update_account_admin(conn, aid, status=status, overdraft_minor=overdraft, key=idem,
+                                               digest=digest)
         return _account_view(row)
 
     async def freeze_account(self, account_id: int, *, idempotency_key: str | None = None) -> Account:
-        return await self._admin(account_id, status="frozen")
+        """Freeze an account: every posting to or from it is rejected (account_frozen)."""
+        return await self._admin(account_id, idempotency_key, status="frozen")
 
     async def unfreeze_account(self, account_id: int, *, idempotency_key: str | None = None) -> Account:
-        return await self._admin(account_id, status="active")
+        return await self._admin(account_id, idempotency_key, status="active")
 
     async def close_account(self, account_id: int, *, idempotency_key: str | None = None) -> Account:
         """Close an account with a zero balance and no open reservation (account_not_empty otherwise)."""
-        return await self._admin(account_id, status="closed")
+        return await self._admin(account_id, idempotency_key, status="closed")
 
     async def set_overdraft_limit(self, account_id: int, limit: Decimal | str | int, *,
                                   idempotency_key: str | None = None) -> Account:
+        """Set how far below zero a CHECKING or SAVINGS account may go."""
         account = await self._existing_account(account_id)
-        if account.account_type not in ("CHECKING", "SAVINGS"):
-            raise LedgerError(E.INVALID_REQUEST, "only CHECKING and SAVINGS accounts take an overdraft limit")
-        return await self._admin(account.id, overdraft=to_minor(limit, account.currency, allow_zero=True))
+        return await self._admin(account.id, idempotency_key,
+                                 overdraft=to_minor(limit, account.currency, allow_zero=True))
 
     # ---- reads ---------------------------------------------------------------------------------
     async def get_transaction(self, transaction_id: int) -> Transaction | None:
@@ -782,6 +815,7 @@ class FinancialKernel:
         last = after_seq
         conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
         try:
+            await S.use_runtime_role(conn)
             await conn.execute(f"LISTEN {S.NOTIFY_CHANNEL}")
             while True:
                 rows = await S.journal_after(conn, last, EVENTS_PAGE_ROWS_MAX)

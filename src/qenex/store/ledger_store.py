@@ -32,8 +32,9 @@ from qenex.kernel.engine import (
     ItemResult,
     plan_batch,
 )
-from qenex.kernel.errors import LedgerError
+from qenex.kernel.errors import LedgerError, check
 from qenex.kernel.model import (
+    DEPOSIT_TYPES,
     LEGS_PER_TRANSACTION_MAX,
     SYSTEM_ACCOUNTS,
     SYSTEM_OWNER_ID,
@@ -59,7 +60,7 @@ _SQL_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 # the lock statement returned): each statement costs far more client CPU than server time, so one
 # wide UNION ALL beats six small queries. Rows are tagged; unused columns are NULL.
 # tag 0 head: a=last_seq, ts=clock_timestamp(), bin=last_hash
-# tag 1 idempotency: t1=key, bin=request_hash, a=result_id
+# tag 1 idempotency: t1=key, bin=request_hash, a=result_id (a success) or t2, t3=error code, message (a rejection)
 # tag 2 pending: a..e = tx_id, debit, credit, amount, state; t1=currency, t2=tx_type, ts=expires_at
 # tag 3 original leg: a..g = seq, tx_id, leg, kind, debit, credit, amount; h=ref_tx; t1=currency, t2=tx_type
 # tag 4 reversed: a=tx_id
@@ -75,9 +76,9 @@ _SQL_R_HEAD = (
 # as a sequential scan of the whole (ever-growing) table: 28 ms instead of 7 ms for 8,000 keys
 # against 300,000 stored, and growing with the table.
 _SQL_R_IDEM = (
-    f"SELECT 1, i.result_id, {_R_NULL7}, i.key, NULL, NULL, NULL, i.request_hash "
-    f"FROM unnest(%(keys)b::text[]) AS q(key), LATERAL (SELECT key, result_id, request_hash "
-    f"FROM ledger_idempotency WHERE key = q.key LIMIT 1) AS i"
+    f"SELECT 1, i.result_id, {_R_NULL7}, i.key, i.error_code, i.error_message, NULL, i.request_hash "
+    f"FROM unnest(%(keys)b::text[]) AS q(key), LATERAL (SELECT key, result_id, request_hash, error_code, "
+    f"error_message FROM ledger_idempotency WHERE key = q.key LIMIT 1) AS i"
 )
 _PENDING_SELECT = (
     "SELECT tx_id, debit_account, credit_account, amount_minor, state, currency::text AS cu, tx_type, expires_at "
@@ -152,6 +153,10 @@ h AS (UPDATE ledger_head SET last_seq = %(head_seq)b, last_hash = %(head_hash)b 
 _SQL_WRITE_IDEM = """,
 i AS (INSERT INTO ledger_idempotency (key, request_hash, result_id)
       SELECT * FROM unnest(%(i_key)b::text[], %(i_hash)b::bytea[], %(i_id)b::bigint[]))"""
+# Rejections remembered under their keys (rare: a separate statement part only when there are some).
+_SQL_WRITE_IDEM_ERR = """
+ie AS (INSERT INTO ledger_idempotency (key, request_hash, error_code, error_message)
+       SELECT * FROM unnest(%(e_key)b::text[], %(e_hash)b::bytea[], %(e_code)b::text[], %(e_msg)b::text[]))"""
 _SQL_WRITE_PENDING_NEW = """,
 pn AS (INSERT INTO ledger_pending (tx_id, debit_account, credit_account, amount_minor, currency, tx_type,
          expires_at)
@@ -183,10 +188,11 @@ def _copy_text(value: str | None) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-async def _plan_and_copy(conn: AConn, commands: Sequence[Command], state: BatchState) -> BatchPlan:
+async def _plan_and_copy(conn: AConn, commands: Sequence[Command], state: BatchState,
+                         ends: Sequence[int] | None) -> BatchPlan:
     """Plan a large batch chunk by chunk, sending each chunk's journal rows by COPY as soon as they
     are decided: the server ingests one chunk while the next is planned and hashed."""
-    planner = ChunkedPlanner(commands, state)
+    planner = ChunkedPlanner(commands, state, ends)
     ts = state.now.isoformat()
     async with conn.cursor() as cur, cur.copy(_COPY_JOURNAL) as copy:
         while True:
@@ -219,6 +225,29 @@ async def configure_writer(conn: AConn) -> None:
     (auto)analyze refreshes a table's statistics, so plans made on a fresh, empty database are
     replaced once the tables have grown past autovacuum's analyze threshold."""
     await conn.execute("SET plan_cache_mode = force_generic_plan")
+    await use_runtime_role(conn)
+
+
+# The restricted role of runtime connections (migration 0005_ledger_runtime_role.sql). A
+# connection switches to it when the session user may (a superuser, or a member) and the role
+# holds its grants in this database; otherwise it keeps the session user's privileges.
+RUNTIME_ROLE: Final = "qenex_runtime"
+_SQL_USE_RUNTIME_ROLE = f"""DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{RUNTIME_ROLE}') THEN
+        IF pg_has_role(session_user, '{RUNTIME_ROLE}', 'MEMBER')
+           AND has_table_privilege('{RUNTIME_ROLE}', 'ledger_journal', 'INSERT') THEN
+            SET ROLE {RUNTIME_ROLE};
+        END IF;
+    END IF;
+END
+$$"""
+
+
+async def use_runtime_role(conn: AConn) -> None:
+    """Switch a kernel connection to the restricted runtime role (see RUNTIME_ROLE): it can append
+    to the journal but never rewrite it, nor disable the append-only triggers."""
+    await conn.execute(_SQL_USE_RUNTIME_ROLE)
 
 
 async def lock_ledger(conn: AConn) -> None:
@@ -250,12 +279,21 @@ def _command_ids(commands: Sequence[Command]) -> tuple[set[int], list[int], list
 
 
 # Idempotency records read before the lock: (keys looked up, records found among them).
-KnownKeys = tuple[frozenset[str], dict[str, tuple[bytes, int]]]
+KnownKeys = tuple[frozenset[str], dict[str, tuple[bytes, int | LedgerError]]]
 
 _SQL_PREFETCH_IDEM = (
-    "SELECT i.key, i.request_hash, i.result_id FROM unnest(%(keys)b::text[]) AS q(key), "
-    "LATERAL (SELECT key, request_hash, result_id FROM ledger_idempotency WHERE key = q.key LIMIT 1) AS i"
+    "SELECT i.key, i.request_hash, i.result_id, i.error_code, i.error_message FROM unnest(%(keys)b::text[]) AS q(key), "
+    "LATERAL (SELECT key, request_hash, result_id, error_code, error_message FROM ledger_idempotency "
+    "WHERE key = q.key LIMIT 1) AS i"
 )
+
+
+def _outcome(result_id: int | None, error_code: str | None, error_message: str | None) -> int | LedgerError:
+    """A stored idempotency record's outcome: the result id, or the rejection answered again."""
+    if error_code is None:
+        check(result_id is not None, "an idempotency record holds a result or an error")
+        return int(result_id)  # type: ignore[arg-type]  # checked just above
+    return LedgerError(error_code, error_message or "")
 
 
 async def prefetch_idempotency(conn: AConn, keys: Sequence[str]) -> KnownKeys:
@@ -267,7 +305,8 @@ async def prefetch_idempotency(conn: AConn, keys: Sequence[str]) -> KnownKeys:
     own insert of it violates the primary key, and run_batch re-runs the batch reading every
     key under the lock."""
     cur = await conn.execute(_SQL_PREFETCH_IDEM, {"keys": list(keys)}, binary=True)
-    return frozenset(keys), {k: (bytes(h), i) for k, h, i in await cur.fetchall()}
+    return frozenset(keys), {k: (bytes(h), i if c is None else _outcome(i, c, m))
+                             for k, h, i, c, m in await cur.fetchall()}
 
 
 async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool,
@@ -300,12 +339,12 @@ def _state_from_rows(rows: list[tuple[Any, ...]]) -> BatchState:
     pendings: dict[int, PendingRecord] = {}
     legs: list[JournalLeg] = []
     reversed_ids: set[int] = set()
-    idempotency: dict[str, tuple[bytes, int]] = {}
+    idempotency: dict[str, tuple[bytes, int | LedgerError]] = {}
     for tag, a, b, c, d, e, f, g, h, t1, t2, t3, ts, bin_ in rows:
         if tag == 5:
             accounts[a] = AccountState(a, t1, t2, t3, b, c, d, e, f)
         elif tag == 1:
-            idempotency[t1] = (bytes(bin_), a)
+            idempotency[t1] = (bytes(bin_), a if t2 is None else _outcome(a, t2, t3))
         elif tag == 0:
             head = (a, bytes(bin_), ts)
         elif tag == 2:
@@ -324,16 +363,21 @@ def _state_from_rows(rows: list[tuple[Any, ...]]) -> BatchState:
 
 
 async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transaction: bool = False,
-                         known: KnownKeys | None = None) -> list[ItemResult]:
+                         known: KnownKeys | None = None, ends: Sequence[int] | None = None) -> list[ItemResult]:
     """Lock, read, plan, write. Inside the caller's transaction, or with ``own_transaction`` (an
     autocommit connection) BEGIN is pipelined with the reads and COMMIT with the writes, which
-    saves two round trips per batch. ``known``: idempotency keys already looked up (prefetch)."""
+    saves two round trips per batch. ``known``: idempotency keys already looked up (prefetch).
+    ``ends``: where each caller's call ends in ``commands`` (no linked chain runs across one)."""
     state = await _read_state(conn, commands, begin=own_transaction, known=known)
     streamed = len(commands) >= COPY_ROWS_MIN
-    plan = await _plan_and_copy(conn, commands, state) if streamed else plan_batch(commands, state)
+    plan = await _plan_and_copy(conn, commands, state, ends) if streamed else plan_batch(commands, state, ends)
     if not plan.journal:
-        if own_transaction:
-            await conn.execute("COMMIT")
+        async with conn.pipeline():
+            if plan.idempotency_failures:
+                await conn.execute(("WITH" + _SQL_WRITE_IDEM_ERR + "\nSELECT 1").encode(),
+                                   _failure_params(plan), binary=True)
+            if own_transaction:
+                await conn.execute("COMMIT")
         return plan.results
     touched = [state.accounts[i] for i in sorted(plan.touched)]
     params: dict[str, Any] = {
@@ -374,6 +418,9 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
     if plan.reversal_inserts:
         sql += _SQL_WRITE_REV
         params["r_tx"], params["r_rev"] = (list(c) for c in zip(*plan.reversal_inserts, strict=True))
+    if plan.idempotency_failures:
+        sql += "," + _SQL_WRITE_IDEM_ERR
+        params.update(_failure_params(plan))
     sql += f"\nSELECT pg_notify('{NOTIFY_CHANNEL}', %(notify)b)"
     async with conn.pipeline():
         await conn.execute(sql.encode(), params, binary=True)
@@ -382,26 +429,32 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
     return plan.results
 
 
-async def run_batch(conn: AConn, commands: Sequence[Command], known: KnownKeys | None = None
-                    ) -> list[ItemResult]:
+def _failure_params(plan: BatchPlan) -> dict[str, Any]:
+    keys, hashes, codes, messages = (list(c) for c in zip(*plan.idempotency_failures, strict=True))
+    return {"e_key": keys, "e_hash": hashes, "e_code": codes, "e_msg": messages}
+
+
+async def run_batch(conn: AConn, commands: Sequence[Command], known: KnownKeys | None = None,
+                    ends: Sequence[int] | None = None) -> list[ItemResult]:
     """One batch in its own database transaction: all-or-nothing at the database level. With
     prefetched keys, a key stored by another writer since the prefetch fails the batch's insert
-    of it (primary key); the batch then runs again with every key read under the lock."""
+    of it (primary key); the batch then runs again with every key read under the lock.
+    ``ends``: where each caller's call ends, when the batch groups several (see ChunkedPlanner)."""
     if known is None:
-        return await _run_batch_once(conn, commands, None)
+        return await _run_batch_once(conn, commands, None, ends)
     try:
-        return await _run_batch_once(conn, commands, known)
+        return await _run_batch_once(conn, commands, known, ends)
     except psycopg.errors.UniqueViolation:
-        return await _run_batch_once(conn, commands, None)
+        return await _run_batch_once(conn, commands, None, ends)
 
 
-async def _run_batch_once(conn: AConn, commands: Sequence[Command], known: KnownKeys | None
-                          ) -> list[ItemResult]:
+async def _run_batch_once(conn: AConn, commands: Sequence[Command], known: KnownKeys | None,
+                          ends: Sequence[int] | None) -> list[ItemResult]:
     if not conn.autocommit:
         async with conn.transaction():
-            return await plan_and_write(conn, commands, known=known)
+            return await plan_and_write(conn, commands, known=known, ends=ends)
     try:
-        return await plan_and_write(conn, commands, own_transaction=True, known=known)
+        return await plan_and_write(conn, commands, own_transaction=True, known=known, ends=ends)
     except BaseException:
         if not conn.closed and not conn.broken:
             with contextlib.suppress(psycopg.Error):
@@ -427,19 +480,30 @@ async def ensure_system_accounts(conn: AConn, currency: str) -> dict[str, int]:
         return {r[0]: r[1] for r in await cur.fetchall()}
 
 
-async def idempotent_lookup(conn: AConn, key: str, digest: bytes) -> int | None:
-    cur = await conn.execute("SELECT request_hash, result_id FROM ledger_idempotency WHERE key = %s", (key,))
+async def idempotent_lookup(conn: AConn, key: str, digest: bytes) -> int | LedgerError | None:
+    """The stored outcome of ``key`` (a result id or the rejection), None if the key is new;
+    LedgerError(idempotency_conflict) if it was used for a different request. Call it under the
+    ledger lock, so that no other writer records the key between this read and the write."""
+    cur = await conn.execute(
+        "SELECT request_hash, result_id, error_code, error_message FROM ledger_idempotency WHERE key = %s", (key,))
     row = await cur.fetchone()
     if row is None:
         return None
     if bytes(row[0]) != digest:
         raise LedgerError(E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request")
-    return int(row[1])
+    return _outcome(row[1], row[2], row[3])
 
 
 async def record_idempotency(conn: AConn, key: str, digest: bytes, result_id: int) -> None:
     await conn.execute(
         "INSERT INTO ledger_idempotency (key, request_hash, result_id) VALUES (%s, %s, %s)", (key, digest, result_id)
+    )
+
+
+async def record_idempotency_error(conn: AConn, key: str, digest: bytes, error: LedgerError) -> None:
+    await conn.execute(
+        "INSERT INTO ledger_idempotency (key, request_hash, error_code, error_message) VALUES (%s, %s, %s, %s)",
+        (key, digest, error.code, error.message),
     )
 
 
@@ -468,35 +532,65 @@ async def fetch_account(conn: AConn, account_id: int) -> tuple[Any, ...] | None:
     return await cur.fetchone()
 
 
+def _admin_check(row: tuple[Any, ...] | None, account_id: int, status: str | None,
+                 overdraft_minor: int | None) -> None:
+    if row is None:
+        raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
+    if row[6] is not None:
+        raise LedgerError(E.INVALID_REQUEST, f"account {account_id} is a system account")
+    if row[4] == "closed":
+        raise LedgerError(E.ACCOUNT_CLOSED, f"account {account_id} is closed")
+    if overdraft_minor is not None and row[2] not in DEPOSIT_TYPES:
+        raise LedgerError(E.INVALID_REQUEST, "only CHECKING and SAVINGS accounts take an overdraft limit")
+    if status == "closed" and (row[8] != row[9] or row[10] or row[11]):
+        raise LedgerError(E.ACCOUNT_NOT_EMPTY, f"account {account_id} must have a zero balance to close")
+
+
 async def update_account_admin(conn: AConn, account_id: int, *, status: str | None = None,
-                               overdraft_minor: int | None = None) -> tuple[Any, ...]:
-    """Change status or overdraft limit under the ledger lock, so it orders with postings."""
+                               overdraft_minor: int | None = None, key: str | None = None,
+                               digest: bytes = b"") -> tuple[Any, ...]:
+    """Change status or overdraft limit under the ledger lock, so it orders with postings.
+
+    With ``key``: a retry of the same request answers the original outcome (the account as it is
+    now, or the original rejection) and changes nothing; a different request conflicts."""
+    error: LedgerError | None = None
     async with conn.transaction():
         await lock_ledger(conn)
-        row = await fetch_account(conn, account_id)
-        if row is None:
-            raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
-        if row[6] is not None:
-            raise LedgerError(E.INVALID_REQUEST, f"account {account_id} is a system account")
-        if row[4] == "closed":
-            raise LedgerError(E.ACCOUNT_CLOSED, f"account {account_id} is closed")
-        if status == "closed" and (row[8] != row[9] or row[10] or row[11]):
-            raise LedgerError(E.ACCOUNT_NOT_EMPTY, f"account {account_id} must have a zero balance to close")
-        if status is not None:
-            await conn.execute("UPDATE ledger_accounts SET status = %s WHERE id = %s", (status, account_id))
-        if overdraft_minor is not None:
-            await conn.execute(
-                "UPDATE ledger_accounts SET overdraft_limit_minor = %s WHERE id = %s", (overdraft_minor, account_id)
-            )
-        updated = await fetch_account(conn, account_id)
+        known = None if key is None else await idempotent_lookup(conn, key, digest)
+        if isinstance(known, LedgerError):
+            error = known
+        elif known is not None:
+            account_id = known
+        else:
+            row = await fetch_account(conn, account_id)
+            try:
+                _admin_check(row, account_id, status, overdraft_minor)
+            except LedgerError as exc:
+                if key is None:
+                    raise
+                await record_idempotency_error(conn, key, digest, exc)
+                error = exc
+            else:
+                if status is not None:
+                    await conn.execute("UPDATE ledger_accounts SET status = %s WHERE id = %s", (status, account_id))
+                if overdraft_minor is not None:
+                    await conn.execute("UPDATE ledger_accounts SET overdraft_limit_minor = %s WHERE id = %s",
+                                       (overdraft_minor, account_id))
+                if key is not None:
+                    await record_idempotency(conn, key, digest, account_id)
+        updated = None if error is not None else await fetch_account(conn, account_id)
+    if error is not None:  # raised after the commit, which keeps the rejection's record
+        raise error
     if updated is None:
         raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
     return updated
 
 
 async def list_accounts(conn: AConn, owner_id: str | None, status: str | None, after: int | None,
-                        limit: int) -> list[tuple[Any, ...]]:
-    where = ["system_code IS NULL"]
+                        limit: int, *, include_system: bool = False) -> list[tuple[Any, ...]]:
+    """Accounts in id order: customer accounts only, or with ``include_system`` the general-ledger
+    (system) accounts too."""
+    where = [] if include_system else ["system_code IS NULL"]
     params: list[Any] = []
     if owner_id is not None:
         where.append("owner_id = %s")
@@ -509,7 +603,7 @@ async def list_accounts(conn: AConn, owner_id: str | None, status: str | None, a
         params.append(after)
     params.append(limit)
     cur = await conn.execute(
-        f"SELECT {ACCOUNT_VIEW_COLS} FROM ledger_accounts WHERE {' AND '.join(where)} ORDER BY id LIMIT %s",
+        f"SELECT {ACCOUNT_VIEW_COLS} FROM ledger_accounts WHERE {' AND '.join(where) or 'TRUE'} ORDER BY id LIMIT %s",
         params,
     )
     return await cur.fetchall()

@@ -69,6 +69,13 @@ def test_accounts_transfer_statement_happy_path(ledger_url, two_accounts):
 
     listed = ok_json("account", "list", "--owner", "cli_a", url=ledger_url)
     assert [str(x["id"]) for x in listed["accounts"]] == [a]
+    customers = ok_json("account", "list", url=ledger_url)["accounts"]
+    assert customers and all(x["system_code"] is None for x in customers)
+    everything = ok_json("account", "list", "--include-system", url=ledger_url)["accounts"]
+    system = {x["system_code"] for x in everything if x["owner_id"] == "system"}
+    assert {"cash", "fee_income", "interest_expense", "fx_position"} <= system
+    cash = next(x for x in everything if x["system_code"] == "cash")
+    assert cash["balances"]["posted"] == "100.00" and cash["account_type"] == "GL_ASSET"  # a's opening deposit
     page = ok_json("account", "list", "--limit", "1", url=ledger_url)
     assert len(page["accounts"]) == 1 and page["next_cursor"]
     nxt = ok_json("account", "list", "--limit", "1", "--after", page["next_cursor"], url=ledger_url)
@@ -92,7 +99,21 @@ def test_audit_verify_detects_tampering(ledger_url, two_accounts):
     report = ok_json("audit", "verify", url=ledger_url)
     assert report["ok"] is True
     names = [c["name"] for c in report["checks"]]
-    assert "ledger hash chain" in names and "security audit log" in names
+    assert "ledger hash chain" in names and "security audit log" in names and "ledger invariants" in names
+
+    # A side table out of step with the journal, the chain itself intact: the invariants catch it.
+    with psycopg.connect(ledger_url, autocommit=True) as conn:
+        conn.execute(f"UPDATE ledger_accounts SET debits_posted = debits_posted + 1 WHERE id = {a}")
+        conn.execute(f"UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE id = {b}")
+    r = run_cli("audit", "verify", "--json", url=ledger_url)
+    assert r.returncode == 1, r.stdout
+    report = json.loads(r.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["ledger hash chain"]["ok"] is True and checks["ledger invariants"]["ok"] is False
+    assert any(f"account {a} totals differ" in p for p in checks["ledger invariants"]["problems"])
+    with psycopg.connect(ledger_url, autocommit=True) as conn:
+        conn.execute(f"UPDATE ledger_accounts SET debits_posted = debits_posted - 1 WHERE id = {a}")
+        conn.execute(f"UPDATE ledger_accounts SET credits_posted = credits_posted - 1 WHERE id = {b}")
 
     with psycopg.connect(ledger_url, autocommit=True) as conn:  # tamper as superuser
         conn.execute("ALTER TABLE ledger_journal DISABLE TRIGGER ledger_journal_no_update_delete")
@@ -115,6 +136,12 @@ BAD_INPUTS = [
     (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "-5", "--currency", "USD"), "invalid_amount"),
     (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "0", "--currency", "USD"), "invalid_amount"),
     (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1e400", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1E+999999", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1E-999999", "--currency", "USD"), "amount_precision"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1_0", "--currency", "USD"), "invalid_amount"),
+    (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "\u0663", "--currency", "USD"), "invalid_amount"),
+    (("account", "create", "--owner", "x", "--currency", "USD", "--initial-balance", "1e+999999"), "invalid_amount"),
+    (("account", "set-limit", "{a}", "--overdraft", "1E+999999"), "invalid_amount"),
     (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1.00", "--currency", "XYZ"), "invalid_currency"),
     (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1.00", "--currency", "EUR"), "currency_mismatch"),
     (("transfer", "--from", "{a}", "--to", "{b}", "--amount", "1000.00", "--currency", "USD"), "insufficient_funds"),
@@ -185,7 +212,10 @@ def test_two_phase_and_reversal_through_the_cli(ledger_url, two_accounts):
 
 def test_account_status_and_limits_through_the_cli(ledger_url, two_accounts):
     a, b = two_accounts
-    assert ok_json("account", "freeze", b, url=ledger_url)["status"] == "frozen"
+    assert ok_json("account", "freeze", b, "--idempotency-key", "cli-fz", url=ledger_url)["status"] == "frozen"
+    assert ok_json("account", "freeze", b, "--idempotency-key", "cli-fz", url=ledger_url)["status"] == "frozen"
+    assert_one_line_error(run_cli("account", "unfreeze", b, "--idempotency-key", "cli-fz", url=ledger_url), code=1,
+                          contains="idempotency_conflict")  # fmt: skip
     r = run_cli("transfer", "--from", a, "--to", b, "--amount", "1.00", "--currency", "USD", url=ledger_url)
     assert_one_line_error(r, code=1, contains="account_frozen")
     assert ok_json("account", "unfreeze", b, url=ledger_url)["status"] == "active"

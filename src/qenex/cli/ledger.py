@@ -178,6 +178,9 @@ def account_list_cmd(
     status: Annotated[str | None, typer.Option("--status", help="active, frozen or closed.")] = None,
     after: Annotated[str | None, typer.Option("--after", help="Cursor from the previous page.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=LIST_LIMIT_MAX)] = LIST_LIMIT_DEFAULT,
+    include_system: Annotated[
+        bool, typer.Option("--include-system", help="Also list the general-ledger system accounts (cash, fees...).")
+    ] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -187,7 +190,8 @@ def account_list_cmd(
 
     async def body(kernel: Any) -> Any:
         return await kernel.list_accounts(
-            owner_id=owner, status=status.lower() if status else None, after=after, limit=limit
+            owner_id=owner, status=status.lower() if status else None, after=after, limit=limit,
+            include_system=include_system,
         )
 
     items, cursor = _page(run_kernel(config, body), limit)
@@ -201,7 +205,7 @@ def account_list_cmd(
         (
             (
                 v.get("id"),
-                v.get("owner_id"),
+                v.get("owner_id") if not v.get("system_code") else f"{v.get('owner_id')}:{v.get('system_code')}",
                 v.get("account_type"),
                 v.get("currency"),
                 v.get("status"),
@@ -220,28 +224,38 @@ def _account_admin(config: str | None, as_json: bool, account_id: str, action: A
     _show_account(run_kernel(config, action), as_json)
 
 
+AdminKeyOption = Annotated[str | None, typer.Option("--idempotency-key", help="Makes retries safe.")]
+
+
 @account_app.command("freeze")
-def account_freeze_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def account_freeze_cmd(account_id: str, idempotency_key: AdminKeyOption = None, config: ConfigOption = None,
+                       as_json: JsonOption = False) -> None:
     """Freeze an account: every posting to or from it is rejected (account_frozen)."""
-    _account_admin(config, as_json, account_id, lambda k: k.freeze_account(account_id))
+    key = _text(idempotency_key, "--idempotency-key")
+    _account_admin(config, as_json, account_id, lambda k: k.freeze_account(account_id, idempotency_key=key))
 
 
 @account_app.command("unfreeze")
-def account_unfreeze_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def account_unfreeze_cmd(account_id: str, idempotency_key: AdminKeyOption = None, config: ConfigOption = None,
+                         as_json: JsonOption = False) -> None:
     """Make a frozen account active again."""
-    _account_admin(config, as_json, account_id, lambda k: k.unfreeze_account(account_id))
+    key = _text(idempotency_key, "--idempotency-key")
+    _account_admin(config, as_json, account_id, lambda k: k.unfreeze_account(account_id, idempotency_key=key))
 
 
 @account_app.command("close")
-def account_close_cmd(account_id: str, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def account_close_cmd(account_id: str, idempotency_key: AdminKeyOption = None, config: ConfigOption = None,
+                      as_json: JsonOption = False) -> None:
     """Close an account with a zero balance and no open reservation."""
-    _account_admin(config, as_json, account_id, lambda k: k.close_account(account_id))
+    key = _text(idempotency_key, "--idempotency-key")
+    _account_admin(config, as_json, account_id, lambda k: k.close_account(account_id, idempotency_key=key))
 
 
 @account_app.command("set-limit")
 def account_set_limit_cmd(
     account_id: str,
     overdraft: Annotated[str, typer.Option("--overdraft", help="How far below zero it may go, e.g. 500.00.")],
+    idempotency_key: AdminKeyOption = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -249,7 +263,9 @@ def account_set_limit_cmd(
     from qenex.kernel.money import parse_decimal
 
     value = parse_decimal(overdraft)  # precision is checked against the account's currency by the kernel
-    _account_admin(config, as_json, account_id, lambda k: k.set_overdraft_limit(account_id, value))
+    key = _text(idempotency_key, "--idempotency-key")
+    _account_admin(config, as_json, account_id,
+                   lambda k: k.set_overdraft_limit(account_id, value, idempotency_key=key))
 
 
 def _page(page: list[Any], limit: int) -> tuple[list[Any], str | None]:
@@ -448,12 +464,13 @@ def _print_statement(stmt: Any) -> None:
 
 @audit_app.command("verify")
 def audit_verify_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Check the ledger's hash chain and, when installed, the security audit log.
+    """Check the ledger's hash chain, the books' invariants and, when installed, the security audit log.
 
-    Exit 0 when every check is intact, 1 when anything was modified, deleted, inserted or reordered.
+    Exit 0 when every check is intact, 1 when anything was modified, deleted, inserted or reordered,
+    or when a balance, reservation, reversal or the chain head disagrees with the journal.
     """
     url = database_url_for(config)
-    checks = [_journal_check(url), _security_audit_check(url)]
+    checks = [_journal_check(url), _invariants_check(url), _security_audit_check(url)]
     intact = all(c["ok"] is not False for c in checks)
     if as_json:
         print_json({"ok": intact, "checks": checks})
@@ -473,6 +490,25 @@ def audit_verify_cmd(config: ConfigOption = None, as_json: JsonOption = False) -
         raise typer.Exit(1)
 
 
+@audit_app.command("checkpoint")
+def audit_checkpoint_cmd(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Sign the security audit log's head now (ML-DSA). A running API server does this by itself
+    every security.audit_checkpoint_seconds; `qenex audit verify` fails on records left unsigned."""
+    from qenex.config import load_settings
+    from qenex.security.audit import checkpoint_database
+    from qenex.security.keyproviders import provider_from_settings
+
+    url = database_url_for(config)
+    provider = provider_from_settings(load_settings(config))
+    result = run_db(lambda: checkpoint_database(url, provider=provider))
+    if as_json:
+        print_json(result)
+    elif result["checkpoint"] is None:
+        typer.echo("the security audit log is empty: nothing to sign")
+    else:
+        typer.echo(f"checkpoint {result['checkpoint']} signs records 1-{result['last_record_id']}")
+
+
 def _report_check(name: str, report: Any) -> dict[str, Any]:
     problems = [str(p) for p in (getattr(report, "problems", None) or [])]
     ok = bool(getattr(report, "ok", not problems))
@@ -488,6 +524,14 @@ def _report_check(name: str, report: Any) -> dict[str, Any]:
 def _journal_check(url: str) -> dict[str, Any]:
     verify_journal = store_module("ledger_audit").verify_journal
     return _report_check("ledger hash chain", run_db(lambda: verify_journal(url)))
+
+
+def _invariants_check(url: str) -> dict[str, Any]:
+    ledger_invariants = store_module("ledger_audit").ledger_invariants
+    problems = [str(p) for p in run_db(lambda: ledger_invariants(url))]
+    details = "balances, reservations, reversals and chain head agree with the journal" if not problems else (
+        f"{len(problems)} problem(s)")
+    return {"name": "ledger invariants", "ok": not problems, "details": details, "problems": problems}
 
 
 def _security_audit_check(url: str) -> dict[str, Any]:

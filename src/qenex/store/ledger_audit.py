@@ -1,8 +1,10 @@
 """Audit of the ledger: hash-chain verification and the books' invariants.
 
 `verify_journal` recomputes the chain row by row and locates every break, classifying it as
-modified, deleted, inserted or reordered where the evidence allows. `check_invariants` is the
-oracle of the concurrency and crash tests: an empty list means the books are right.
+modified, deleted, inserted or reordered where the evidence allows. `ledger_invariants` ties
+every mutable side table (balances, reservations, reversals, the chain head) back to the
+append-only journal; `check_invariants` (both) is the oracle of the concurrency and crash
+tests: an empty list means the books are right.
 
 The chain proves the journal was not changed without recomputing every later hash; a
 tamperer able to rewrite the whole chain and the head is caught only by comparing the head
@@ -200,46 +202,120 @@ _INVARIANT_QUERIES: Final = (
     ),
     (
         "account {0} totals differ from its entries: stored {1}, from journal {2}",
+        # Every balance column from the journal alone: posted = POSTED and POST_PENDING entries;
+        # pending = reservations (PENDING entries) that no POST/VOID/EXPIRE entry resolved.
         """WITH j AS (
              SELECT a, sum(dp) dp, sum(cp) cp FROM (
                SELECT debit_account a, amount_minor dp, 0::bigint cp FROM ledger_journal WHERE kind IN (0, 2)
                UNION ALL
                SELECT credit_account, 0, amount_minor FROM ledger_journal WHERE kind IN (0, 2)) x GROUP BY a),
+           o AS (
+             SELECT r.debit_account, r.credit_account, r.amount_minor FROM ledger_journal r
+             WHERE r.kind = 1 AND NOT EXISTS (
+               SELECT 1 FROM ledger_journal x WHERE x.ref_tx = r.tx_id AND x.kind IN (2, 3, 4))),
            p AS (
              SELECT a, sum(dp) dp, sum(cp) cp FROM (
-               SELECT debit_account a, amount_minor dp, 0::bigint cp FROM ledger_pending WHERE state = 0
+               SELECT debit_account a, amount_minor dp, 0::bigint cp FROM o
                UNION ALL
-               SELECT credit_account, 0, amount_minor FROM ledger_pending WHERE state = 0) y GROUP BY a)
+               SELECT credit_account, 0, amount_minor FROM o) y GROUP BY a)
            SELECT acc.id,
                   array[acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending]::text,
                   array[coalesce(j.dp, 0), coalesce(j.cp, 0), coalesce(p.dp, 0), coalesce(p.cp, 0)]::text
            FROM ledger_accounts acc LEFT JOIN j ON j.a = acc.id LEFT JOIN p ON p.a = acc.id
            WHERE (acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending)
-              <> (coalesce(j.dp, 0), coalesce(j.cp, 0), coalesce(p.dp, 0), coalesce(p.cp, 0))""",
+              <> (coalesce(j.dp, 0), coalesce(j.cp, 0), coalesce(p.dp, 0), coalesce(p.cp, 0))
+           ORDER BY acc.id""",
     ),
     (
         "journal entry {0} posts {1} to an account in {2} or to an unknown account",
         "SELECT j.seq, j.currency, coalesce(d.currency, '?') || '/' || coalesce(c.currency, '?') "
         "FROM ledger_journal j LEFT JOIN ledger_accounts d ON d.id = j.debit_account "
         "LEFT JOIN ledger_accounts c ON c.id = j.credit_account "
-        "WHERE d.currency IS DISTINCT FROM j.currency OR c.currency IS DISTINCT FROM j.currency",
+        "WHERE d.currency IS DISTINCT FROM j.currency OR c.currency IS DISTINCT FROM j.currency ORDER BY j.seq",
     ),
     (
-        "pending transfer {0} has no reservation entry ({1}, {2})",
-        "SELECT p.tx_id, p.state, p.amount_minor FROM ledger_pending p LEFT JOIN ledger_journal j "
-        "ON j.seq = p.tx_id AND j.kind = 1 WHERE j.seq IS NULL",
+        "reservation {0} does not match its journal entry: ledger_pending {1}, journal {2}",
+        # Both directions: every PENDING entry has its row, every row its PENDING entry, same fields.
+        """SELECT coalesce(p.tx_id, j.tx_id),
+                  coalesce(array[p.debit_account, p.credit_account, p.amount_minor]::text
+                           || ' ' || p.currency || ' ' || p.tx_type, 'missing'),
+                  coalesce(array[j.debit_account, j.credit_account, j.amount_minor]::text
+                           || ' ' || j.currency || ' ' || j.tx_type, 'missing')
+           FROM ledger_pending p FULL JOIN (SELECT * FROM ledger_journal WHERE kind = 1) j ON j.seq = p.tx_id
+           WHERE p.tx_id IS NULL OR j.seq IS NULL
+              OR (p.debit_account, p.credit_account, p.amount_minor, p.currency, p.tx_type)
+                 <> (j.debit_account, j.credit_account, j.amount_minor, j.currency, j.tx_type)
+           ORDER BY 1""",
+    ),
+    (
+        "reservation {0} has state {1} (resolved by {2}) but the journal resolves it {3} times, last by {4} "
+        "(kind {5})",
+        # state 0 open: no resolving entry; 1 posted, 2 voided, 3 expired: exactly one POST_PENDING (2),
+        # VOID (3) or EXPIRE (4) entry, kind = state + 1, and resolved_tx is that entry.
+        """WITH r AS (SELECT ref_tx, count(*) n, max(tx_id) tx, max(kind) kind FROM ledger_journal
+                      WHERE kind IN (2, 3, 4) AND leg = 0 GROUP BY ref_tx)
+           SELECT coalesce(p.tx_id, r.ref_tx), coalesce(p.state::text, 'none'), p.resolved_tx, coalesce(r.n, 0),
+                  r.tx, r.kind
+           FROM ledger_pending p FULL JOIN r ON r.ref_tx = p.tx_id
+           WHERE p.tx_id IS NULL
+              OR (p.state = 0 AND (r.n IS NOT NULL OR p.resolved_tx IS NOT NULL))
+              OR (p.state <> 0 AND (r.n IS DISTINCT FROM 1 OR r.kind <> p.state + 1
+                                     OR r.tx IS DISTINCT FROM p.resolved_tx))
+           ORDER BY 1""",
+    ),
+    (
+        "resolution {0} of reservation {1} does not match it: {2}",
+        """SELECT j.tx_id, j.ref_tx, 'accounts ' || j.debit_account || '/' || j.credit_account || ', amount '
+                  || j.amount_minor || ' against ' || p.debit_account || '/' || p.credit_account || ', '
+                  || p.amount_minor
+           FROM ledger_journal j JOIN ledger_pending p ON p.tx_id = j.ref_tx
+           WHERE j.kind IN (2, 3, 4)
+             AND ((j.debit_account, j.credit_account, j.currency) <> (p.debit_account, p.credit_account, p.currency)
+                  OR (j.kind = 2 AND j.amount_minor > p.amount_minor)
+                  OR (j.kind IN (3, 4) AND j.amount_minor <> p.amount_minor))
+           ORDER BY j.seq""",
+    ),
+    (
+        "reversal of transaction {0} differs: journal REVERSAL entry {1}, ledger_reversals {2}",
+        """SELECT coalesce(r.ref_tx, v.tx_id), coalesce(r.tx_id::text, 'missing'),
+                  coalesce(v.reversal_tx_id::text, 'missing')
+           FROM (SELECT ref_tx, tx_id FROM ledger_journal WHERE tx_type = 'REVERSAL' AND leg = 0 AND kind = 0) r
+           FULL JOIN ledger_reversals v ON v.tx_id = r.ref_tx AND v.reversal_tx_id = r.tx_id
+           WHERE r.tx_id IS NULL OR v.tx_id IS NULL
+           ORDER BY 1""",
+    ),
+    (
+        "chain head says entry {0}, the journal ends at entry {1} (hash matches: {2})",
+        """SELECT h.last_seq, coalesce(j.seq, 0), h.last_hash = coalesce(j.hash, decode(repeat('00', 32), 'hex'))
+           FROM ledger_head h LEFT JOIN LATERAL (
+             SELECT seq, hash FROM ledger_journal ORDER BY seq DESC LIMIT 1) j ON true
+           WHERE h.id = 1 AND (h.last_seq <> coalesce(j.seq, 0)
+                               OR h.last_hash <> coalesce(j.hash, decode(repeat('00', 32), 'hex')))""",
     ),
 )
 
 
-def check_invariants(conninfo: str) -> list[str]:
-    """Every broken invariant of the books, as plain sentences; an empty list means OK."""
+def ledger_invariants(conninfo: str) -> list[str]:
+    """Every broken invariant of the books apart from the hash chain, as plain sentences (an empty
+    list means the books are right): balanced per currency; within limits; every account's four
+    balance columns equal to its journal entries by kind; every reservation, resolution and
+    reversal side table in step with the journal; the chain head on the last journal entry.
+
+    The side tables (ledger_pending, ledger_reversals, ledger_head, the balance columns) are
+    mutable by design; these checks tie each of them back to the append-only journal."""
     problems: list[str] = []
     with psycopg.connect(conninfo) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for template, query in _INVARIANT_QUERIES:
             for row in conn.execute(query).fetchmany(PROBLEMS_MAX):
                 problems.append(template.format(*row))
+    return problems
+
+
+def check_invariants(conninfo: str) -> list[str]:
+    """ledger_invariants plus the hash chain: every broken invariant, as plain sentences; an empty
+    list means OK."""
+    problems = ledger_invariants(conninfo)
     report = verify_journal(conninfo)
     problems.extend(f"hash chain: {p.kind} at {p.seq}: {p.message}" for p in report.problems)
     return problems

@@ -113,3 +113,109 @@ def test_production_never_gets_generated_secrets(tmp_path):
     s = load_settings({"data_dir": str(tmp_path), "env": "production"}, environ={})
     assert with_development_secrets(s).security.jwt_secret is None
     assert not (tmp_path / "dev-secrets.json").exists()
+
+
+# ---- every way of naming the database reaches a real server ------------------------------------
+
+DB_ENV_PASSWORD = "pw with spaces:@/%"  # every character that needs escaping in a URL
+
+
+@pytest.fixture()
+def db_environ(monkeypatch):
+    """No database setting inherited from the environment running the tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("QENEX_DB_") or name in ("QENEX_DATABASE_URL", "QENEX_CONFIG", "QENEX_DATA_DIR"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def password_server():
+    """A private PostgreSQL on 127.0.0.1 that checks passwords (scram-sha-256) over TCP."""
+    from ledger_system.private_pg import PrivatePostgres
+
+    with PrivatePostgres(DB_ENV_PASSWORD) as pg:
+        yield pg
+
+
+def test_db_env_vars_build_an_escaped_url():
+    import psycopg
+
+    env = {"QENEX_DB_HOST": "db.example", "QENEX_DB_PORT": "6543", "QENEX_DB_USER": "ledger user",
+           "QENEX_DB_PASSWORD": DB_ENV_PASSWORD, "QENEX_DB_NAME": "books/eu"}
+    url = load_settings(None, environ=env).database.external_url()
+    assert url is not None and DB_ENV_PASSWORD not in url
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    assert (info["host"], info["port"], info["user"], info["password"], info["dbname"]) == (
+        "db.example", "6543", "ledger user", DB_ENV_PASSWORD, "books/eu")
+
+
+def _open_account(config) -> tuple[str, int]:
+    import asyncio
+
+    from qenex import FinancialKernel
+
+    async def main() -> tuple[str, int]:
+        kernel = FinancialKernel(config)
+        await kernel.initialize()
+        try:
+            acct = await kernel.create_account(owner_id="config-form", currency="USD", initial_balance="1.00")
+            assert await kernel.get_account_balance(acct.id) == 1
+            return kernel.conninfo, kernel._require_pool().max_size
+        finally:
+            await kernel.shutdown()
+
+    return asyncio.run(main())
+
+
+def test_kernel_from_db_env_vars_connects_with_the_password(db_environ, password_server):
+    import psycopg
+
+    for name, value in (("HOST", "127.0.0.1"), ("PORT", str(password_server.port)), ("USER", "postgres"),
+                        ("PASSWORD", DB_ENV_PASSWORD), ("NAME", "postgres")):
+        db_environ.setenv(f"QENEX_DB_{name}", value)
+    url, _ = _open_account(None)
+    assert f":{password_server.port}/postgres" in url
+    db_environ.setenv("QENEX_DB_PASSWORD", "not the password")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        _open_account(None)
+
+
+def test_kernel_from_a_config_file_path(db_environ, password_server, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**SEED_CONFIG, "database": {
+        **SEED_CONFIG["database"], "host": "127.0.0.1", "port": password_server.port, "user": "postgres",
+        "password": DB_ENV_PASSWORD, "database": "postgres", "pool_size": 3}}))
+    url, pool_size = _open_account(str(path))
+    assert f"127.0.0.1:{password_server.port}" in url and pool_size == 3
+    url, _ = _open_account(path)  # an os.PathLike works too
+    assert str(password_server.port) in url
+
+
+def test_kernel_from_none_starts_the_embedded_server_in_the_data_dir(db_environ):
+    """FinancialKernel(None): pgserver's PostgreSQL in QENEX_DATA_DIR, created there on first use."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    import psutil
+
+    data_dir = Path(tempfile.mkdtemp(prefix="qenex-embedded-"))
+    db_environ.setenv("QENEX_DATA_DIR", str(data_dir))
+    try:
+        url, _ = _open_account(None)
+        assert f"host={data_dir.resolve() / 'pg'}" in url
+        assert (data_dir / "pg" / "PG_VERSION").is_file()
+        again, _ = _open_account(None)  # a second kernel attaches to the same server and database
+        assert again == url
+    finally:
+        pid_file = data_dir / "pg" / "postmaster.pid"
+        if pid_file.exists():  # the embedded server outlives its users by design: stop this one
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+            psutil.wait_procs([psutil.Process(pid)], timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -49,6 +49,8 @@ __all__ = [
     "routing_valid",
     "segment",
     "split",
+    "to_bytes",
+    "to_string",
     "validate",
 ]
 
@@ -132,3 +134,13 @@ def describe(f: AchFile) -> dict[str, Any]:
         "total_credit": format_minor(credit, "USD"),
         "batches": batches,
     }
+
+
+def to_string(f: AchFile) -> str:
+    """The NACHA text of ``f`` (records of 94 characters, LF line ends, blocked by 10): `render`."""
+    return render(f)
+
+
+def to_bytes(f: AchFile) -> bytes:
+    """The NACHA file as ASCII bytes, as banks take it (the records hold ASCII only)."""
+    return render(f).encode("ascii")

@@ -67,6 +67,8 @@ __all__ = [
     "render",
     "response",
     "reversal",
+    "to_bytes",
+    "to_hex",
     "validate",
     "validate_pan",
 ]
@@ -83,6 +85,16 @@ def parse(data: str | bytes, **options: Any) -> CardMessage:
 
 def render(msg: CardMessage) -> bytes:
     return encode(msg)
+
+
+def to_bytes(msg: CardMessage) -> bytes:
+    """The ISO 8583 wire bytes of ``msg``: `render`."""
+    return encode(msg)
+
+
+def to_hex(msg: CardMessage) -> str:
+    """The wire bytes as upper-case hex text, which `parse` and `validate` also read."""
+    return encode(msg).hex().upper()
 
 
 def validate(data: str | bytes | CardMessage, *, today: date | None = None, **options: Any) -> ValidationReport:

@@ -31,6 +31,7 @@ __all__ = [
     "parse",
     "render",
     "customer_transfer",
+    "to_string",
     "validate",
 ]
 
@@ -55,6 +56,11 @@ def validate(data: str | bytes | FedwireMessage, **options: Any) -> ValidationRe
 
 
 def render(msg: FedwireMessage) -> str:
+    return msg.to_string()
+
+
+def to_string(msg: FedwireMessage) -> str:
+    """The FAIM text of ``msg`` ({tag}elements, one tag a line): `render`."""
     return msg.to_string()
 
 

@@ -672,3 +672,55 @@ def test_iat_noc_rules_that_still_hold() -> None:
     assert "ach_addenda_indicator" in codes(ach.validate(_iat_reply(IAT_MANDATORY + ["98"], noc=True, indicator="0")))
     in_a_forward_batch = noc.replace("IATCOR", "      ", 1)  # SEC COR without IATCOR: not an IAT batch
     assert not ach.validate(in_a_forward_batch).valid
+
+
+def _adv_builder() -> ach.FileBuilder:
+    fb = ach.FileBuilder(RDFI, " " + ODFI, "DEST", "ORIG", created=CREATED)
+    batch = fb.add_adv_batch("ACME CORP", "1234567890", "ACCOUNTING", ODFI, effective_date=date(2024, 3, 5))
+    batch.add_adv_entry(
+        "81", RDFI, "744-5678-99", 50_000, name="NAME", advice_routing=ODFI, file_identification="11131"
+    )
+    batch.add_adv_entry("82", RDFI, "744-5678-99", 1_234_567_890_12, name="BIG DEBIT", advice_routing=ODFI)
+    return fb
+
+
+def test_adv_file_is_written_in_the_adv_layouts_and_round_trips() -> None:
+    f = _adv_builder().build()
+    text = ach.render(f)
+    lines = text.splitlines()
+    assert all(len(line) == 94 for line in lines) and len(lines) % 10 == 0
+    header, entry, big, control, file_control = lines[1], lines[2], lines[3], lines[4], lines[5]
+    assert header[1:4] == "280" and header[50:53] == "ADV" and header[78] == "0"  # prepared by an ACH Operator
+    # ADV Entry Detail: account 13-27, amount 28-39 (12 digits), advice routing 40-48, file id 49-53,
+    # name 55-76, ACH Operator routing 80-87, Julian day 88-90 (4 March 2024 = day 064), sequence 91-94.
+    assert entry[12:27] == "744-5678-99".ljust(15) and entry[27:39] == "000000050000"
+    assert entry[39:48] == ODFI and entry[48:53] == "11131" and entry[54:76] == "NAME".ljust(22)
+    assert entry[79:87] == ODFI[:8] and entry[87:90] == "064" and entry[90:94] == "0001"
+    assert big[27:39] == "123456789012" and big[90:94] == "0002"  # beyond the common layout's 10 digits
+    # ADV Batch/File Control: 20-digit debit and credit totals.
+    assert control[20:40] == f"{123456789012:020d}" and control[40:60] == f"{50000:020d}"
+    assert file_control[31:51] == f"{123456789012:020d}" and file_control[51:71] == f"{50000:020d}"
+    assert type(f.control).__name__ == "ADVFileControl"
+    assert type(f.batches[0].control).__name__ == "ADVBatchControl"
+    report = ach.validate(text)
+    assert report.valid, report.issues
+    again = ach.parse(text)
+    assert [e.amount_cents for e in again.batches[0].entries] == [50_000, 123_456_789_012]
+    assert ach.render(again) == text
+
+
+def test_adv_builder_refuses_what_the_layout_cannot_hold() -> None:
+    fb = ach.FileBuilder(RDFI, " " + ODFI, "DEST", "ORIG", created=CREATED)
+    batch = fb.add_adv_batch("ACME CORP", "1234567890", "ACCOUNTING", ODFI, effective_date=date(2024, 3, 5))
+    with pytest.raises(PaymentFormatError) as err:
+        batch.add_adv_entry("22", RDFI, "1", 1, name="N", advice_routing=ODFI)
+    assert err.value.code == "ach_adv_transaction_code"
+    ppd = fb.add_batch("PPD", "ACME", "1234567890", "PAYROLL", ODFI, effective_date=date(2024, 3, 5))
+    with pytest.raises(PaymentFormatError) as err:
+        ppd.add_adv_entry("81", RDFI, "1", 1, name="N", advice_routing=ODFI)
+    assert err.value.code == "ach_sec_code"
+    batch.add_adv_entry("81", RDFI, "1", 1, name="N", advice_routing=ODFI)
+    ppd.add_entry("22", RDFI, "1", 1, name="N")
+    with pytest.raises(PaymentFormatError) as err:  # one file cannot mix ADV and other batches
+        fb.build()
+    assert err.value.code == "ach_adv_file"

@@ -23,7 +23,16 @@ from qenex.payments.ach.options import MOOV_OPTION_NAMES, OPTION_DOCS, AchOption
 from qenex.payments.ach.reader import read
 from qenex.payments.ach.records import AchFile, Batch, Entry
 from qenex.payments.ach.validator import check_file
-from qenex.payments.ach.writer import BatchSpec, EntrySpec, FileBuilder, IATHeader, IATParties, ReturnInfo, render
+from qenex.payments.ach.writer import (
+    AdvInfo,
+    BatchSpec,
+    EntrySpec,
+    FileBuilder,
+    IATHeader,
+    IATParties,
+    ReturnInfo,
+    render,
+)
 from qenex.payments.common import PaymentFormatError, ValidationIssue, ValidationReport
 
 __all__ = [
@@ -31,6 +40,7 @@ __all__ = [
     "OPTION_DOCS",
     "AchFile",
     "AchOptions",
+    "AdvInfo",
     "Batch",
     "BatchSpec",
     "Entry",

@@ -21,6 +21,10 @@ ADDENDA05_TEXT_MAX_CHARS = 80
 # Field ceilings: a 10-digit amount field ($99,999,999.99) and 12-digit control totals.
 ENTRY_AMOUNT_MAX_CENTS = 10**10 - 1
 CONTROL_TOTAL_MAX_CENTS = 10**12 - 1
+# ADV layouts (NACHA Operating Rules, Appendix Three): a 12-digit entry amount and 20-digit totals.
+ADV_ENTRY_AMOUNT_MAX_CENTS = 10**12 - 1
+ADV_CONTROL_TOTAL_MAX_CENTS = 10**20 - 1
+ADV_ORIGINATOR_STATUS = "0"  # an ADV file is prepared by an ACH Operator
 
 
 def render(f: AchFile) -> str:
@@ -117,6 +121,17 @@ class ReturnInfo:
     date_of_death: str = ""  # 99 only, YYMMDD
 
 
+@dataclass(frozen=True, slots=True)
+class AdvInfo:
+    """The ADV entry detail fields beyond the common ones (Appendix Three, ADV Entry Detail)."""
+
+    advice_routing: str  # 9 digits: the routing number the advice is for
+    ach_operator_routing: str  # 8 digits: routing number of the ACH Operator (trace positions 80-87)
+    julian_day: int  # 1-366: the day the ACH Operator created the advice
+    file_identification: str = ""  # 5
+    ach_operator_data: str = ""  # 1
+
+
 @dataclass(slots=True)
 class EntrySpec:
     transaction_code: str
@@ -129,6 +144,7 @@ class EntrySpec:
     addenda05: list[str] = field(default_factory=list)
     returned: ReturnInfo | None = None
     iat: IATParties | None = None
+    adv: AdvInfo | None = None
 
 
 @dataclass(slots=True)
@@ -192,6 +208,40 @@ class BatchSpec:
         spec.returned = info
         return spec
 
+    def add_adv_entry(
+        self,
+        transaction_code: str,
+        rdfi_routing: str,
+        account_number: str,
+        amount_cents: int,
+        *,
+        name: str,
+        advice_routing: str,
+        ach_operator_routing: str | None = None,
+        julian_day: int | None = None,
+        file_identification: str = "",
+        ach_operator_data: str = "",
+        discretionary: str = "",
+    ) -> EntrySpec:
+        """An automated accounting advice entry (codes 81-88) in an ADV batch (`add_adv_batch`).
+        ``ach_operator_routing`` defaults to the batch's ODFI identification, ``julian_day`` to the
+        file creation day."""
+        if self.sec != "ADV":
+            raise PaymentFormatError("ADV entries go in an ADV batch (add_adv_batch)", code="ach_sec_code")
+        if transaction_code not in C.ADV_CODES:
+            raise PaymentFormatError("ADV entries use transaction codes 81-88", code="ach_adv_transaction_code")
+        spec = self.add_entry(
+            transaction_code, rdfi_routing, account_number, amount_cents, name=name, discretionary=discretionary
+        )
+        spec.adv = AdvInfo(
+            _routing(advice_routing, "advice routing number"),
+            ach_operator_routing if ach_operator_routing is not None else self.odfi_routing[:8],
+            julian_day if julian_day is not None else 0,
+            file_identification,
+            ach_operator_data,
+        )
+        return spec
+
     def add_iat_entry(
         self,
         transaction_code: str,
@@ -212,7 +262,8 @@ class BatchSpec:
 
 
 class FileBuilder:
-    """Builds a NACHA file for the common-layout SEC codes (PPD, CCD, WEB, TEL, CTX, ...).
+    """Builds a NACHA file for the common-layout SEC codes (PPD, CCD, WEB, TEL, CTX, ...), IAT
+    (`add_iat_batch`) and ADV (`add_adv_batch`, an ACH Operator's accounting advices).
 
     ``same_day=True`` on a batch sets the effective entry date to the file creation date,
     which is how an ODFI requests same-day settlement.
@@ -304,6 +355,35 @@ class FileBuilder:
         self.batches.append(spec)
         return spec
 
+    def add_adv_batch(
+        self,
+        company_name: str,
+        company_identification: str,
+        entry_description: str,
+        odfi_routing: str,
+        *,
+        effective_date: date,
+        discretionary: str = "",
+        descriptive_date: str = "",
+    ) -> BatchSpec:
+        """An ADV batch (service class 280, SEC ADV) of automated accounting advices. A file holds
+        either ADV batches only (with the ADV file control layout) or none."""
+        if len(self.batches) >= FILE_BATCHES_MAX:
+            raise PaymentFormatError("too many batches in one file", code="ach_file_too_large")
+        spec = BatchSpec(
+            "ADV",
+            company_name,
+            company_identification,
+            entry_description,
+            effective_date,
+            _routing(odfi_routing, "ODFI routing"),
+            C.SCC_ADV,
+            discretionary,
+            descriptive_date,
+        )
+        self.batches.append(spec)
+        return spec
+
     def _header(self) -> str:
         return (
             "101"
@@ -332,11 +412,17 @@ class FileBuilder:
                 debit += cents
             else:
                 credit += cents
-        if debit > CONTROL_TOTAL_MAX_CENTS or credit > CONTROL_TOTAL_MAX_CENTS:
-            raise PaymentFormatError("batch total exceeds the 12-digit control field", code="ach_amount")
+        adv = b.sec == "ADV"
+        limit = ADV_CONTROL_TOTAL_MAX_CENTS if adv else CONTROL_TOTAL_MAX_CENTS
+        if debit > limit or credit > limit:
+            raise PaymentFormatError(
+                f"batch total exceeds the {len(str(limit))}-digit control field", code="ach_amount"
+            )
         scc = b.service_class_code or (C.SCC_MIXED if debit and credit else C.SCC_DEBITS if debit else C.SCC_CREDITS)
         if scc not in C.SERVICE_CLASS_CODES:
             raise PaymentFormatError(f"unknown service class code '{scc[:4]}'", code="ach_service_class_code")
+        if (scc == C.SCC_ADV) != adv:
+            raise PaymentFormatError("service class 280 is for ADV batches only", code="ach_service_class_code")
         odfi8 = b.odfi_routing[:8]
         header = (
             self._iat_header(b, scc, number)
@@ -351,20 +437,27 @@ class FileBuilder:
                 + _alnum(b.entry_description, 10, "company entry description")
                 + _alnum(b.descriptive_date, 6, "company descriptive date")
                 + b.effective_date.strftime("%y%m%d")
-                + "   1"
+                + "   "
+                + (ADV_ORIGINATOR_STATUS if adv else "1")
                 + odfi8
                 + _num(number, 7, "batch number")
             )
         )
+        if adv:  # ADV Batch Control: 20-digit totals, then ACH Operator data (Appendix Three)
+            totals = _num(debit, 20, "total debit") + _num(credit, 20, "total credit") + " " * 19
+        else:
+            totals = (
+                _num(debit, 12, "total debit")
+                + _num(credit, 12, "total credit")
+                + _alnum(b.company_identification, 10, "company identification")
+                + " " * 25
+            )
         control = (
             "8"
             + scc
             + _num(count, 6, "entry/addenda count")
             + _num(ehash % 10**10, 10, "entry hash")
-            + _num(debit, 12, "total debit")
-            + _num(credit, 12, "total credit")
-            + _alnum(b.company_identification, 10, "company identification")
-            + " " * 25
+            + totals
             + odfi8
             + _num(number, 7, "batch number")
         )
@@ -480,7 +573,41 @@ class FileBuilder:
             + trace
         )
 
+    def _adv_entry(self, e: EntrySpec, seq: int) -> list[str]:
+        """ADV Entry Detail (Appendix Three): account 15, amount 12, advice routing, file id,
+        operator data, name, discretionary, then ACH Operator routing, Julian day and sequence."""
+        a = e.adv
+        if a is None or e.transaction_code not in C.ADV_CODES:
+            raise PaymentFormatError("ADV batches hold ADV entries (add_adv_entry)", code="ach_adv_transaction_code")
+        if isinstance(e.amount_cents, bool) or not isinstance(e.amount_cents, int):
+            raise PaymentFormatError("amount must be an integer number of cents", code="ach_amount")
+        if not 0 <= e.amount_cents <= ADV_ENTRY_AMOUNT_MAX_CENTS:
+            raise PaymentFormatError("ADV amount must be between 0 and 9,999,999,999.99", code="ach_amount")
+        julian = a.julian_day or self.created.timetuple().tm_yday
+        if not 1 <= julian <= 366:
+            raise PaymentFormatError("the Julian day is 1-366", code="ach_date")
+        if len(a.ach_operator_routing) != 8 or not is_digits(a.ach_operator_routing):
+            raise PaymentFormatError("the ACH Operator routing number is 8 digits", code="ach_routing")
+        return [
+            "6"
+            + e.transaction_code
+            + _routing(e.rdfi_routing, "RDFI routing")
+            + _alnum(e.account_number, 15, "DFI account number")
+            + _num(e.amount_cents, 12, "amount")
+            + a.advice_routing
+            + _alnum(a.file_identification, 5, "file identification")
+            + _alnum(a.ach_operator_data, 1, "ACH operator data")
+            + _alnum(e.name, 22, "individual name")
+            + _alnum(e.discretionary, 2, "discretionary data")
+            + "0"
+            + a.ach_operator_routing
+            + _num(julian, 3, "Julian day")
+            + _num(seq, 4, "sequence number")
+        ]
+
     def _entry(self, b: BatchSpec, e: EntrySpec, seq: int) -> tuple[list[str], int]:
+        if b.sec == "ADV":
+            return self._adv_entry(e, seq), e.amount_cents
         if e.transaction_code not in C.TRANSACTION_CODES or e.transaction_code in C.ADV_CODES:
             raise PaymentFormatError(
                 f"invalid transaction code '{e.transaction_code[:4]}'", code="ach_transaction_code"
@@ -545,8 +672,12 @@ class FileBuilder:
             for i in range(4):
                 totals[i] += sums[i]
         count, ehash, debit, credit = totals
-        if debit > CONTROL_TOTAL_MAX_CENTS or credit > CONTROL_TOTAL_MAX_CENTS:
-            raise PaymentFormatError("file total exceeds the 12-digit control field", code="ach_amount")
+        adv = [b.sec == "ADV" for b in self.batches]
+        if any(adv) and not all(adv):
+            raise PaymentFormatError("an ADV file holds ADV batches only", code="ach_adv_file")
+        digits = 20 if adv and all(adv) else 12  # ADV File Control: 20-digit totals
+        if debit >= 10**digits or credit >= 10**digits:
+            raise PaymentFormatError(f"file total exceeds the {digits}-digit control field", code="ach_amount")
         blocks = -(-(len(lines) + 1) // BLOCKING_FACTOR)
         lines.append(
             "9"
@@ -554,9 +685,9 @@ class FileBuilder:
             + _num(blocks, 6, "block count")
             + _num(count, 8, "entry/addenda count")
             + _num(ehash % 10**10, 10, "entry hash")
-            + _num(debit, 12, "total debit")
-            + _num(credit, 12, "total credit")
-            + " " * 39
+            + _num(debit, digits, "total debit")
+            + _num(credit, digits, "total credit")
+            + " " * (63 - 2 * digits)
         )
         for line in lines:
             check(len(line) == RECORD_LENGTH_CHARS, "builder produced a record that is not 94 characters")

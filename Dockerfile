@@ -19,7 +19,9 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Pinned dependencies first (cached layer), then the package itself without re-resolving.
+# Pinned runtime dependencies first (cached layer; requirements.lock holds the run-time
+# dependencies and the tracing extra, never the test and lint tools of requirements-dev.lock),
+# then the package itself without re-resolving.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 COPY pyproject.toml README.md ./

@@ -60,6 +60,32 @@ def test_dockerfile_base_user_lock_and_command() -> None:
     assert "/health" in health
 
 
+DEV_ONLY_PACKAGES = ("pytest", "pytest-timeout", "hypothesis", "ruff", "mypy", "schemathesis", "atheris",
+                     "promql-parser", "iniconfig", "pluggy")
+_PIN_RE = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+)", re.MULTILINE)
+
+
+def _pins(name: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) for m in _PIN_RE.finditer((ROOT / name).read_text())}
+
+
+def test_image_installs_runtime_dependencies_only() -> None:
+    """The image installs requirements.lock only; that lock holds no test or lint tool, and the
+    dev lock pins every shared package at the same version (so tests run what production runs)."""
+    instructions = _dockerfile()
+    installs = [arg for op, arg in instructions if op == "RUN" and "pip install" in arg]
+    assert installs and not any("requirements-dev.lock" in arg or ".[dev]" in arg for arg in installs)
+    assert not any(op == "COPY" and "requirements-dev.lock" in arg for op, arg in instructions)
+    runtime, dev = _pins("requirements.lock"), _pins("requirements-dev.lock")
+    assert {"fastapi", "uvicorn", "psycopg", "cryptography", "opentelemetry-exporter-otlp-proto-http"} <= set(runtime)
+    assert not set(DEV_ONLY_PACKAGES) & set(runtime), set(DEV_ONLY_PACKAGES) & set(runtime)
+    assert {"pytest", "hypothesis", "ruff", "mypy", "schemathesis"} <= set(dev)
+    assert {name: (version, dev.get(name)) for name, version in runtime.items() if dev.get(name) != version} == {}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-r requirements.lock -r requirements-dev.lock" in makefile  # development installs both
+    assert "-o requirements.lock" in makefile and "-o requirements-dev.lock" in makefile  # `make lock` writes both
+
+
 def test_dockerfile_bakes_in_no_secret() -> None:
     for op, arg in _dockerfile():
         if op in ("ENV", "ARG"):

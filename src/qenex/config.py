@@ -13,6 +13,13 @@ Every setting has a generic variable ``QENEX_<SECTION>_<KEY>`` (e.g. ``QENEX_API
 Settings fail closed: an unknown key, a wrong type or an out-of-range value raises
 ``ConfigError`` naming the key; production mode refuses default or missing secrets.
 
+Which sections are used: ``database``, ``api``, ``metrics``, ``security`` and ``observability``
+drive the server today. ``workers``, ``features`` and ``compliance`` are **reserved**: they are
+accepted and validated (the seed's config.json carries them) so a config file written for the
+coming payment, fraud and compliance workers loads unchanged, but nothing reads them yet and
+changing them has no effect. (``api.workers`` is the number of API processes; the reserved
+``workers`` section is about background workers.)
+
 This module sits below every layer (it imports nothing from qenex) so that the store,
 the API and the CLI read one definition.
 """
@@ -95,6 +102,10 @@ class ApiSettings(_Section):
     ssl_key: str | None = None
     max_body_bytes: int = Field(default=4_000_000, ge=1024, le=64_000_000)
     workers: int = Field(default=1, ge=1, le=64)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips: comma-separated IPs or networks, or "*"). None: the headers are ignored
+    # and the peer address is the client (for rate limits and the audit trail's source IP).
+    forwarded_allow_ips: str | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class MetricsSettings(_Section):
@@ -103,12 +114,16 @@ class MetricsSettings(_Section):
 
 
 class WorkersSettings(_Section):
+    """Reserved (see the module docstring): validated, not read yet."""
+
     transaction_processors: int = Field(default=8, ge=1, le=256)
     payment_handlers: int = Field(default=4, ge=1, le=256)
     ai_workers: int = Field(default=2, ge=0, le=256)
 
 
 class FeaturesSettings(_Section):
+    """Reserved (see the module docstring): validated, not read yet."""
+
     fraud_detection: bool = True
     risk_assessment: bool = True
     self_improvement: bool = True
@@ -116,6 +131,8 @@ class FeaturesSettings(_Section):
 
 
 class ComplianceSettings(_Section):
+    """Reserved (see the module docstring): validated, not read yet."""
+
     aml_threshold: Decimal = Field(default=Decimal("10000"), ge=0)
     kyc_required: bool = True
     transaction_monitoring: bool = True
@@ -132,6 +149,8 @@ class SecuritySettings(_Section):
     master_key: SecretStr | None = None
     master_key_file: str | None = None
     token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    # The API server signs an audit checkpoint this often when new records exist.
+    audit_checkpoint_seconds: int = Field(default=60, ge=1, le=3600)
 
 
 class ObservabilitySettings(_Section):

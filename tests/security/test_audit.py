@@ -381,15 +381,63 @@ def test_empty_log_verifies(db: str) -> None:
     assert report.ok and report.records == 0
 
 
-def test_without_master_key_attestation_is_noted_not_invented(
+def test_without_master_key_the_keys_are_unattested_and_verify_fails(
     signed_db: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nothing can vouch for a signature whose key the verifier cannot attest: not intact."""
     configure_signing(None)
     monkeypatch.setattr(audit, "_default_provider", None)
     for name in ("QENEX_MASTER_KEY", "QENEX_MASTER_KEY_FILE", "QENEX_PKCS11_MODULE", "QENEX_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("QENEX_DATA_DIR", str(tmp_path))
     report = verify_audit_log(signed_db)
-    assert report.ok, report.problems
-    assert any("not attested" in note for note in report.notes)
+    assert not report.ok
+    assert any("not attested" in problem and "master key is unavailable" in problem for problem in report.problems)
     assert not (tmp_path / "master.key").exists()  # a verifier never makes up a key
+
+
+def test_records_left_unsigned_too_long_fail_verification(db: str) -> None:
+    """No checkpoint yet (fewer than 1,000 records): fine while young, a failure once the oldest
+    unsigned record is older than the window; a checkpoint makes the trail intact again."""
+    _fill(db, 3)
+    fresh = verify_audit_log(db)
+    assert fresh.ok and fresh.checkpoints == 0, fresh.problems
+    assert any("3 record(s) after the last checkpoint" in n for n in fresh.notes)
+    later = datetime.now(UTC) + timedelta(seconds=audit.unsigned_window_s() + 60)
+    stale = verify_audit_log(db, now=later)
+    assert not stale.ok
+    assert any("3 record(s) after the last checkpoint are unsigned" in p for p in stale.problems), stale.problems
+    assert not verify_audit_log(db, unsigned_window=0).ok  # the window is a parameter too
+    with psycopg.connect(db) as conn:
+        assert checkpoint(conn) == 1
+        conn.commit()
+    _fill(db, 2, start=3)
+    partly = verify_audit_log(db, now=later)  # the two new records are the stale ones now
+    assert not partly.ok and any("2 record(s)" in p for p in partly.problems)
+    with psycopg.connect(db) as conn:
+        assert checkpoint(conn) == 2
+        conn.commit()
+    assert verify_audit_log(db, now=later).ok
+
+
+def test_unsigned_window_follows_the_checkpoint_interval() -> None:
+    assert audit.unsigned_window_s(60) == audit.UNSIGNED_RECORD_AGE_MAX_S
+    assert audit.unsigned_window_s(3600) == 3 * 3600
+
+
+def test_checkpoint_if_new_signs_only_new_records(db: str) -> None:
+    async def scenario() -> list[int | None]:
+        conn = await psycopg.AsyncConnection.connect(db)
+        try:
+            empty = await audit.checkpoint_if_new_async(conn)
+            await record_event(conn, AuditEvent(actor="x", action="a"))
+            await conn.commit()
+            first = await audit.checkpoint_if_new_async(conn)
+            again = await audit.checkpoint_if_new_async(conn)
+            return [empty, first, again]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(scenario()) == [None, 1, None]
+    report = verify_audit_log(db)
+    assert report.ok and report.checkpoints == 1 and not report.notes, report

@@ -29,6 +29,9 @@ def test_create_list_revoke(security_db_url: str, conn: psycopg.Connection[Any])
                  "--scopes", "accounts:read,transactions:read", "--expires-in", "30d", "--json")
     assert made.returncode == 0, made.stderr
     created = json.loads(made.stdout)
+    # The shape leads: {"id": ..., "key": ...}, then the fields the README documents.
+    assert list(created) == ["id", "key", "name", "role", "scopes", "owner_id", "expires_at"]
+    assert made.stdout.lstrip("{ \n").startswith('"id"')
     assert created["key"].startswith(f"qnx_{created['id']}_")
     assert created["scopes"] == ["accounts:read", "transactions:read"] and created["expires_at"]
     assert apikeys.authenticate_key(conn, created["key"]).role == "teller"

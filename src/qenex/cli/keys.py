@@ -73,8 +73,15 @@ def _with_db(config: str | None, body: Callable[[Any, Settings], T]) -> T:
         raise QenexError(f"PostgreSQL error: {text}", code="database_unavailable") from None
 
 
-def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+def _print_json(data: Any, *, keep_order: bool = False) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=not keep_order, default=str))
+
+
+def _key_json(created: Any) -> dict[str, Any]:
+    """A new key as the README documents it: ``id`` and ``key`` first, then name, role, scopes,
+    owner_id and expires_at."""
+    data: dict[str, Any] = created.to_dict()
+    return {"id": data.pop("id"), "key": data.pop("key")} | data
 
 
 def _print_secret_notice(label: str, value: str) -> None:
@@ -92,7 +99,8 @@ def create_cmd(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API key; prints it once (with --json: {"id": ..., "key": ...})."""
+    """Create an API key; prints it once (with --json: {"id": ..., "key": ..., "name", "role", "scopes",
+    "owner_id", "expires_at"}, in that order)."""
     from qenex.security import apikeys
     from qenex.security._common import parse_duration
 
@@ -101,7 +109,7 @@ def create_cmd(
         conn, name=name, role=role, scopes=_scopes(scopes), owner_id=owner_id, expires_in=lifetime,
         created_by=_actor()))
     if as_json:
-        _print_json(created.to_dict())
+        _print_json(_key_json(created), keep_order=True)
         return
     typer.echo(f"API key {created.id} ({created.role}; scopes: {' '.join(created.scopes)})")
     _print_secret_notice("key", created.key)
@@ -160,7 +168,7 @@ def rotate_cmd(
     overlap = parse_duration(grace) if grace else timedelta(0)
     created = _with_db(config, lambda conn, _s: apikeys.rotate_key(conn, key_id, grace=overlap, actor=_actor()))
     if as_json:
-        _print_json(created.to_dict() | {"rotated_from": key_id})
+        _print_json(_key_json(created) | {"rotated_from": key_id}, keep_order=True)
         return
     typer.echo(f"API key {key_id} replaced by {created.id}")
     _print_secret_notice("key", created.key)

@@ -305,7 +305,7 @@ def _load(conn: psycopg.Connection[Any], key_id: str) -> _Cached | None:
         return None
     principal = rbac.Principal(
         kind="api_key", id=row["id"], name=row["name"], role=rbac.parse_role(row["role"]),
-        scopes=frozenset(row["scopes"]), owner_id=row["owner_id"],
+        scopes=frozenset(row["scopes"]), owner_id=row["owner_id"], expires_at=row["expires_at"],
     )
     return _Cached(bytes(row["secret_sha256"]), principal, row["expires_at"], row["revoked_at"] is not None,
                    time.monotonic())

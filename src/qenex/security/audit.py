@@ -8,12 +8,21 @@
   source_ip, details))``.
 * Database triggers refuse UPDATE, DELETE and TRUNCATE on the log, checkpoints and signing keys.
 * ``checkpoint`` signs the chain head (record id + hash) with ML-DSA-65 (FIPS 204, from
-  ``cryptography``); one is written automatically every CHECKPOINT_INTERVAL_RECORDS records and
-  can be made on demand. The signing key's seed is stored sealed by the envelope (master key);
-  its public key is recorded with every checkpoint.
+  ``cryptography``); one is written automatically every CHECKPOINT_INTERVAL_RECORDS records, by
+  the API server's audit writer every ``security.audit_checkpoint_seconds`` when records are
+  new, and on demand (``qenex audit checkpoint``). The signing key's seed is stored sealed by the
+  envelope (master key); its public key is recorded with every checkpoint.
 * ``verify_audit_log`` re-walks the chain and checks every checkpoint signature, and that each
   signing key is attested by the master key (its sealed seed opens and derives the public key),
   so an attacker who rewrites the table and signs with a key of their own is caught.
+  The trail is *not* intact (``ok`` False) when:
+  - a record or checkpoint was modified, deleted, inserted or forged;
+  - a signing key is not attested, including when the master key is unavailable to the
+    verifier (nothing can vouch for the signatures then);
+  - a record after the last checkpoint is older than the unsigned window
+    (``unsigned_window_s``: UNSIGNED_RECORD_AGE_MAX_S, or three checkpoint intervals if that
+    is longer): a tail rewritten by someone holding the database alone cannot be told from the
+    real one, so unsigned records are tolerated only that long.
 
 Details are passed through the redaction filter: secrets and card numbers never get stored.
 """
@@ -40,6 +49,7 @@ from qenex.config import load_settings
 from qenex.errors import QenexError
 from qenex.observability.redaction import redact_value
 from qenex.security.envelope import Envelope, aad_for
+from qenex.security.inputs import forbidden_text
 from qenex.security.keyproviders import MasterKeyProvider, provider_from_settings
 
 log = logging.getLogger("qenex.audit")
@@ -47,6 +57,8 @@ log = logging.getLogger("qenex.audit")
 GENESIS_HASH = bytes(32)
 RECORD_FORMAT_VERSION = 1
 CHECKPOINT_INTERVAL_RECORDS = 1000
+# How long a record may stay after the last signed checkpoint before `verify_audit_log` fails.
+UNSIGNED_RECORD_AGE_MAX_S = 900
 SIGNING_ALGORITHM = "ML-DSA-65"
 SIGNATURE_CONTEXT = b"qenex-audit-checkpoint-v1"
 SIGNING_PURPOSE = "audit-signing"
@@ -109,6 +121,14 @@ class AuditRecord:
             "prev_hash": self.prev_hash.hex(),
             "hash": self.hash.hex(),
         }
+
+
+def unsigned_window_s(checkpoint_interval_s: int | None = None) -> float:
+    """The unsigned window for a server checkpointing every ``checkpoint_interval_s`` (default:
+    the configured ``security.audit_checkpoint_seconds``)."""
+    if checkpoint_interval_s is None:
+        checkpoint_interval_s = load_settings().security.audit_checkpoint_seconds
+    return float(max(UNSIGNED_RECORD_AGE_MAX_S, 3 * checkpoint_interval_s))
 
 
 @dataclass
@@ -502,6 +522,29 @@ async def checkpoint_async(
     return cp_id
 
 
+def checkpoint_database(conninfo: str, *, provider: MasterKeyProvider | None = None) -> dict[str, Any]:
+    """Sign the chain head now (``qenex audit checkpoint``): the checkpoint id and the last record
+    it covers (the existing checkpoint when nothing is new; None for an empty log)."""
+    with psycopg.connect(conninfo) as conn:
+        cp_id = checkpoint(conn, provider=provider)
+        conn.commit()
+        row = conn.execute("SELECT last_record_id FROM audit_checkpoints WHERE id = %s", (cp_id,)).fetchone()
+    return {"checkpoint": cp_id, "last_record_id": int(row[0]) if row else None}
+
+
+async def checkpoint_if_new_async(conn: psycopg.AsyncConnection[Any]) -> int | None:
+    """Sign a checkpoint when records exist after the last one; commits on ``conn``. For the
+    server's periodic checkpoint (a cheap read first: nothing is locked when nothing is new)."""
+    row = await (await conn.execute(
+        "SELECT (SELECT max(id) FROM audit_log),"
+        " (SELECT last_record_id FROM audit_checkpoints ORDER BY id DESC LIMIT 1)")).fetchone()
+    await conn.rollback()
+    if row is None or row[0] is None or (row[1] is not None and int(row[1]) >= int(row[0])):
+        return None
+    async with conn.transaction():
+        return await checkpoint_async(conn)
+
+
 # -- querying ------------------------------------------------------------------------------------
 
 
@@ -519,8 +562,9 @@ def _query(
     params: list[Any] = []
     for column, value in (("actor", actor), ("action", action)):
         if value is not None:
-            if not isinstance(value, str) or len(value) > ACTOR_CHARS_MAX:
-                raise AuditError(f"{column} filter must be text of at most {ACTOR_CHARS_MAX} characters")
+            if not isinstance(value, str) or len(value) > ACTOR_CHARS_MAX or forbidden_text(value):
+                raise AuditError(f"{column} filter must be text of at most {ACTOR_CHARS_MAX} characters, without"
+                                 " NUL or unpaired surrogates")
             clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
     for op, moment in ((">=", since), ("<", until)):
@@ -645,7 +689,8 @@ def _attest_keys(
     try:
         env = _envelope(conninfo, provider, create_dev_key=False)
     except QenexError as exc:
-        report.notes.append(f"signing keys not attested: the master key is unavailable ({exc.code})")
+        report.problems.append(f"signing keys not attested: the master key is unavailable ({exc.code}), so no"
+                               " signature can be vouched for")
         return
     for key_id, (_alg, public, sealed) in keys.items():
         try:
@@ -657,8 +702,16 @@ def _attest_keys(
             report.problems.append(f"signing key {key_id} is not attested by the master key (forged key)")
 
 
-def verify_audit_log(conninfo: str, *, provider: MasterKeyProvider | None = None) -> AuditVerifyReport:
-    """Re-check the whole trail: chain links and hashes, checkpoint signatures and key attestation."""
+def verify_audit_log(
+    conninfo: str,
+    *,
+    provider: MasterKeyProvider | None = None,
+    unsigned_window: float | None = None,
+    now: datetime | None = None,
+) -> AuditVerifyReport:
+    """Re-check the whole trail: chain links and hashes, checkpoint signatures, key attestation,
+    and that no record has stayed unsigned longer than ``unsigned_window`` seconds (default
+    `unsigned_window_s()`) at ``now`` (default: the database's clock)."""
     problems = _Problems()
     with psycopg.connect(conninfo) as conn:
         keys = {
@@ -670,12 +723,23 @@ def verify_audit_log(conninfo: str, *, provider: MasterKeyProvider | None = None
             " FROM audit_checkpoints ORDER BY id"
         ).fetchall()
         count, hashes = _walk_chain(conn, {int(c[1]) for c in cps}, problems)
+        covered = int(cps[-1][1]) if cps else 0
+        oldest = conn.execute(
+            "SELECT min(occurred_at), now() FROM audit_log WHERE id > %s", (covered,)
+        ).fetchone()
     _check_checkpoints(cps, keys, hashes, problems)
     report = AuditVerifyReport(ok=False, problems=problems, records=count, checkpoints=len(cps))
     _attest_keys(conninfo, keys, provider, report)
-    covered = int(cps[-1][1]) if cps else 0
-    if count > covered:
-        report.notes.append(f"{count - covered} record(s) after the last checkpoint are protected by the chain only")
+    if count > covered and oldest is not None and oldest[0] is not None:
+        window = unsigned_window_s() if unsigned_window is None else unsigned_window
+        age_s = ((now or oldest[1]) - oldest[0]).total_seconds()
+        unsigned = f"{count - covered} record(s) after the last checkpoint"
+        if age_s > window:
+            report.problems.append(
+                f"{unsigned} are unsigned, the oldest for {age_s:.0f} s (more than the {window:.0f} s allowed):"
+                " run `qenex audit checkpoint`, or keep a server running, which signs them")
+        else:
+            report.notes.append(f"{unsigned} are protected by the chain only (the oldest for {age_s:.0f} s)")
     report.problems = list(report.problems)
     report.ok = not report.problems
     return report

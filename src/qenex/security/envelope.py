@@ -166,6 +166,10 @@ class Envelope:
     def __repr__(self) -> str:
         return f"Envelope(purpose={self._purpose!r}, provider={self._provider.name!r})"
 
+    @property
+    def provider(self) -> MasterKeyProvider:
+        return self._provider
+
     @classmethod
     def from_settings(
         cls, settings: Settings | None = None, *, conninfo: str | None = None, purpose: str = DEFAULT_PURPOSE
@@ -329,36 +333,87 @@ def rotate_master(
     previous = previous if previous is not None else previous_provider_from_env(environ)
     with psycopg.connect(conninfo or database_url(settings)) as conn, conn.transaction():
         _lock_master(conn)
-        old_version, _ = _current_master(conn, provider)
-        new_version = old_version + 1
-        new_material = provider.new_version_material(new_version)
+        return _rotate_master_locked(conn, provider, previous)
+
+
+def _rotate_master_locked(
+    conn: psycopg.Connection[Any], provider: MasterKeyProvider, previous: MasterKeyProvider | None
+) -> dict[str, Any]:
+    """The body of `rotate_master`, inside its transaction and under the master lock."""
+    old_version, _ = _current_master(conn, provider)
+    new_version = old_version + 1
+    new_material = provider.new_version_material(new_version)
+    conn.execute(
+        "INSERT INTO security_master_keys (version, provider, material) VALUES (%s, %s, %s)",
+        (new_version, provider.name, new_material),
+    )
+    materials: dict[int, bytes | None] = {}
+    rows = conn.execute(
+        "SELECT id, master_version, wrapped_key FROM security_data_keys ORDER BY id FOR UPDATE"
+    ).fetchall()
+    for dek_id, version, wrapped in rows:
+        if version not in materials:
+            materials[version] = _master_material(conn, version)
+        key = _unwrap_with_any((provider, previous), version, materials[version], wrapped)
         conn.execute(
-            "INSERT INTO security_master_keys (version, provider, material) VALUES (%s, %s, %s)",
-            (new_version, provider.name, new_material),
+            "UPDATE security_data_keys SET master_version = %s, wrapped_key = %s, rewrapped_at = now()"
+            " WHERE id = %s",
+            (new_version, provider.wrap(new_version, new_material, key), dek_id),
         )
-        materials: dict[int, bytes | None] = {}
-        rows = conn.execute(
-            "SELECT id, master_version, wrapped_key FROM security_data_keys ORDER BY id FOR UPDATE"
-        ).fetchall()
-        for dek_id, version, wrapped in rows:
-            if version not in materials:
-                materials[version] = _master_material(conn, version)
-            key = _unwrap_with_any((provider, previous), version, materials[version], wrapped)
-            conn.execute(
-                "UPDATE security_data_keys SET master_version = %s, wrapped_key = %s, rewrapped_at = now()"
-                " WHERE id = %s",
-                (new_version, provider.wrap(new_version, new_material, key), dek_id),
-            )
-        conn.execute(
-            "UPDATE security_master_keys SET retired_at = now() WHERE version < %s AND retired_at IS NULL",
-            (new_version,),
-        )
+    conn.execute(
+        "UPDATE security_master_keys SET retired_at = now() WHERE version < %s AND retired_at IS NULL",
+        (new_version,),
+    )
     return {
         "master_version": new_version,
         "previous_version": old_version,
         "rewrapped_data_keys": len(rows),
         "provider": provider.name,
     }
+
+
+def rotate_if_due(
+    settings: Settings | None = None,
+    *,
+    conninfo: str | None = None,
+    provider: MasterKeyProvider | None = None,
+) -> dict[str, Any]:
+    """Do what ``security.key_rotation_days`` asks for instead of only flagging it (the server
+    runs this at start and then every few hours):
+
+    * when the current master version is older than the period, `rotate_master` (every data key
+      re-wrapped under a new master version; old data stays readable);
+    * every purpose whose newest data-key generation is older than the period gets a new one
+      (new data is encrypted under it; older generations keep decrypting).
+
+    Several processes may run it at once: the master lock and the per-purpose lock make the
+    first one do the work and the others find nothing due. Returns what was done.
+    """
+    from qenex.store.connection import database_url
+
+    settings = settings if settings is not None else load_settings()
+    provider = provider if provider is not None else provider_from_settings(settings)
+    conninfo = conninfo or database_url(settings)
+    period = timedelta(days=settings.security.key_rotation_days)
+    done: dict[str, Any] = {"master": None, "data_keys": []}
+    with psycopg.connect(conninfo) as conn:
+        with conn.transaction():
+            _lock_master(conn)
+            row = conn.execute(
+                "SELECT now() - created_at FROM security_master_keys ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+            if row is not None and row[0] >= period:
+                done["master"] = _rotate_master_locked(conn, provider, previous_provider_from_env())
+        stale = conn.execute(
+            "SELECT purpose FROM security_data_keys GROUP BY purpose HAVING max(created_at) <= now() - %s"
+            " ORDER BY purpose",
+            (period,),
+        ).fetchall()
+    if stale:
+        envelope = Envelope(conninfo, provider, rotation_days=settings.security.key_rotation_days)
+        for (purpose,) in stale:
+            done["data_keys"].append({"purpose": purpose, "data_key_id": envelope._active_dek(purpose).id})
+    return done
 
 
 def _unwrap_with_any(

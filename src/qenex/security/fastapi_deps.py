@@ -26,7 +26,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from qenex.security.errors import (
     INVALID_CLIENT,
@@ -36,6 +37,7 @@ from qenex.security.errors import (
     SecurityError,
     bad_request,
 )
+from qenex.security.inputs import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, forbidden_text
 from qenex.security.rbac import Principal
 from qenex.security.service import SecurityService
 
@@ -134,6 +136,13 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=256)
     totp_code: str | None = Field(default=None, max_length=10)
 
+    @field_validator("username", "password", "totp_code")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        if value is not None and forbidden_text(value):
+            raise PydanticCustomError(INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE)
+        return value
+
 
 class LoginResponseBody(BaseModel):
     session_token: str
@@ -173,6 +182,8 @@ async def _token_form(request: Request) -> dict[str, str]:
         raise bad_request("the token request body is not a valid form") from None
     if any(len(values) > 1 for values in fields.values()):
         raise bad_request("each token request parameter may appear once (RFC 6749 section 3.2)")
+    if any(forbidden_text(key) or forbidden_text(values[0]) for key, values in fields.items()):
+        raise bad_request("token request parameters " + INVALID_CHARACTERS_MESSAGE)
     return {key: values[0] for key, values in fields.items()}
 
 
@@ -212,9 +223,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 SECURED_RESPONSES = problem_responses(401, 403, 429)
 
 
-def auth_router() -> APIRouter:
-    """``POST /auth/token``, ``GET /auth/jwks``, ``POST /auth/login``, ``POST /auth/logout``."""
-    router = APIRouter(prefix="/auth", tags=["auth"])
+def auth_router(prefix: str = "") -> APIRouter:
+    """``POST /auth/token``, ``GET /auth/jwks``, ``POST /auth/login``, ``POST /auth/logout``
+    (under ``prefix``: give it here rather than to ``include_router``, so that each route knows its
+    full path, which metrics and traces name it by)."""
+    router = APIRouter(prefix=prefix + "/auth", tags=["auth"])
 
     @router.post("/token", response_model=TokenResponseBody, responses=problem_responses(400, 401, 429),
                  openapi_extra=_TOKEN_REQUEST_OPENAPI)
@@ -248,12 +261,13 @@ def auth_router() -> APIRouter:
         return JSONResponse(payload.model_dump(), headers=_NO_STORE)
 
     @router.post("/logout", status_code=204, responses=problem_responses(400, 401, 429))
-    def logout(request: Request, principal: Principal = Depends(current_principal)) -> Response:
+    async def logout(request: Request, principal: Principal = Depends(current_principal)) -> Response:
         """End the operator session presented in the Authorization header."""
         if principal.kind != "operator":
             raise bad_request("only an operator session can be logged out")
         header = request.headers.get("authorization", "")
-        security_service(request).logout(header.partition(" ")[2].strip())
+        await run_in_threadpool(security_service(request).logout, header.partition(" ")[2].strip(),
+                                actor=principal.actor, source_ip=client_ip(request))
         return Response(status_code=204)
 
     return router

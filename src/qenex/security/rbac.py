@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final, Literal
 
 from qenex.security.errors import FORBIDDEN, SecurityError, bad_request
@@ -52,7 +53,9 @@ OWNER_ID_CHARS_MAX = 100
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling. ``owner_id`` is set for customers: they only ever see that owner's objects."""
+    """Who is calling. ``owner_id`` is set for customers: they only ever see that owner's objects.
+    ``expires_at`` is when the credential stops being valid (None: no fixed end), so a
+    long-lived connection (the WebSocket stream) can end at that moment."""
 
     kind: PrincipalKind
     id: str
@@ -60,6 +63,7 @@ class Principal:
     role: Role
     scopes: frozenset[str] = field(default_factory=frozenset)
     owner_id: str | None = None
+    expires_at: datetime | None = None
 
     @property
     def actor(self) -> str:

@@ -65,6 +65,17 @@ class SecurityService:
         self.limits.admit(ip_key, principal.actor)
         return principal
 
+    def recheck(self, authorization: str | None, *, now: datetime | None = None) -> rbac.Principal:
+        """Is a credential already in use still valid? For long-lived connections (the WebSocket
+        stream): no rate limit, no audit record, and an operator session is not extended.
+        Raises 401 ``invalid_token`` once it is revoked or expired."""
+        credential = _bearer(authorization)
+        kind = _credential_kind(credential)
+        if kind == "session":
+            with self._connect() as conn:
+                return sessions.check_session(conn, credential, now=now)
+        return self._verify(kind, credential, now)
+
     def _verify(self, kind: str, credential: str, now: datetime | None) -> rbac.Principal:
         if kind == "api_key":
             return self.api_keys.authenticate(credential, now=now)
@@ -76,6 +87,8 @@ class SecurityService:
     def _record_refusal(self, kind: str, credential: str, source_ip: str | None) -> None:
         # Only the key's public id is recorded, never the credential.
         key_id = credential.split("_", 2)[1] if kind == "api_key" and credential.count("_") >= 2 else None
+        if key_id is not None and not key_id.isalnum():  # only a plausible id goes in the record
+            key_id = None
         details = {"credential": kind} | ({"key_id": clip(key_id, 20)} if key_id else {})
         with self._connect() as conn, conn.transaction():
             audit(conn, "anonymous", "auth.failed", resource="api", outcome="failure", source_ip=source_ip,
@@ -115,9 +128,13 @@ class SecurityService:
         with self._connect() as conn:
             return tokens.jwks(conn)
 
-    def logout(self, session_token: str) -> bool:
-        with self._connect() as conn:
-            return sessions.end_session(conn, session_token)
+    def logout(self, session_token: str, *, actor: str | None = None, source_ip: str | None = None) -> bool:
+        """End a session; the logout is recorded in the audit trail (``auth.logout``)."""
+        with self._connect() as conn, conn.transaction():
+            ended = sessions.end_session(conn, session_token)
+            audit(conn, actor or "anonymous", "auth.logout", resource="session", outcome="success" if ended else
+                  "failure", source_ip=source_ip, details={} if ended else {"reason": "no live session"})
+        return ended
 
 
 def _bearer(authorization: str | None) -> str:

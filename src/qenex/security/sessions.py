@@ -73,13 +73,36 @@ def validate_session(
             " WHERE s.token_sha256 = %s AND o.id = s.operator_id AND s.revoked_at IS NULL"
             " AND s.expires_at > %s AND s.absolute_expires_at > %s"
             " AND o.locked_at IS NULL AND o.disabled_at IS NULL"
-            " RETURNING o.id, o.username, o.role",
+            " RETURNING o.id, o.username, o.role, s.expires_at",
             (now, now + idle, sha256(token), now, now),
         ).fetchone()
     if row is None:
         raise refused
+    return _principal(row)
+
+
+def _principal(row: tuple[Any, ...]) -> rbac.Principal:
     role = rbac.parse_role(row[2])
-    return rbac.Principal(kind="operator", id=row[0], name=row[1], role=role, scopes=rbac.ROLE_SCOPES[role])
+    return rbac.Principal(kind="operator", id=row[0], name=row[1], role=role, scopes=rbac.ROLE_SCOPES[role],
+                          expires_at=row[3])
+
+
+def check_session(conn: psycopg.Connection[Any], token: str, *, now: datetime | None = None) -> rbac.Principal:
+    """Like `validate_session` but read-only: the session is not extended. For re-checking a
+    credential that is already in use (the WebSocket stream), where no user action took place."""
+    now = now or utcnow()
+    if not _TOKEN_RE.match(token):
+        raise SecurityError(INVALID_TOKEN, "the session is invalid or has expired")
+    row = conn.execute(
+        "SELECT o.id, o.username, o.role, s.expires_at FROM security_sessions s"
+        " JOIN security_operators o ON o.id = s.operator_id"
+        " WHERE s.token_sha256 = %s AND s.revoked_at IS NULL AND s.expires_at > %s AND s.absolute_expires_at > %s"
+        " AND o.locked_at IS NULL AND o.disabled_at IS NULL",
+        (sha256(token), now, now),
+    ).fetchone()
+    if row is None:
+        raise SecurityError(INVALID_TOKEN, "the session is invalid or has expired")
+    return _principal(row)
 
 
 def end_session(conn: psycopg.Connection[Any], token: str, *, now: datetime | None = None) -> bool:

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -364,8 +364,11 @@ def _principal(claims: dict[str, Any]) -> rbac.Principal:
     owner = claims.get("owner_id")
     if role == "customer" and not isinstance(owner, str):
         raise SecurityError(INVALID_TOKEN, "the access token is invalid")
+    exp = claims.get("exp")
+    expires_at = datetime.fromtimestamp(exp, UTC) if isinstance(exp, int) and not isinstance(exp, bool) else None
     return rbac.Principal(kind="oauth_client", id=str(claims["sub"]), name=str(claims.get("name", "")), role=role,
-                          scopes=frozenset(scope.split()), owner_id=owner if isinstance(owner, str) else None)
+                          scopes=frozenset(scope.split()), owner_id=owner if isinstance(owner, str) else None,
+                          expires_at=expires_at)
 
 
 def _check_times(claims: dict[str, Any], now_s: float) -> None:

@@ -23,6 +23,9 @@ from qenex.config import Settings, load_settings
 
 TEST_SECRET_KEY = "api-test-secret-key-0123456789abcdef012345"
 TEST_JWT_SECRET = "api-test-jwt-secret-0123456789abcdef012345"
+# One master key for every test server on the shared database: data keys and the audit signing
+# key sealed by one server open in another (each would otherwise make its own development key).
+TEST_MASTER_KEY = "cWVuZXgtYXBpLXRlc3QtbWFzdGVyLWtleS0zMmJ5dGU="
 SERVER_START_TIMEOUT_S = 60.0
 
 
@@ -78,6 +81,7 @@ def server_env(db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         "QENEX_JWT_SECRET": TEST_JWT_SECRET,
         "QENEX_LOG_LEVEL": "WARNING",
         "QENEX_SECURITY_MAX_LOGIN_ATTEMPTS": "3",
+        "QENEX_MASTER_KEY": TEST_MASTER_KEY,
     })
     env.update(extra)
     return env

@@ -188,11 +188,27 @@ def test_openapi_describes_every_route(server: ApiServer) -> None:
                  "/api/v1/transactions/{transaction_id}/reverse", "/api/v1/auth/token", "/api/v1/audit/events"):
         assert path in paths, path
     create = paths["/api/v1/transactions"]["post"]
-    assert create["security"] == [{"bearer": []}]
+    assert create["security"] == [{"bearer": []}, {"oauth2": ["transactions:write"]}]
     assert {"401", "403", "409", "422", "429"} <= set(create["responses"])
     assert "application/problem+json" in create["responses"]["422"]["content"]
     assert any(p["name"] == "Idempotency-Key" for p in create["parameters"])
-    assert "bearer" in spec["components"]["securitySchemes"]
+    schemes = spec["components"]["securitySchemes"]
+    assert "bearer" in schemes
+    assert schemes["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] == "/api/v1/auth/token"
+    assert "transactions:manage" in schemes["oauth2"]["flows"]["clientCredentials"]["scopes"]
+    for path, item in paths.items():  # every operation documents the bug and the outage problems
+        for method, operation in item.items():
+            for status in ("500", "503"):
+                assert status in operation["responses"], (method, path, status)
+                assert "application/json" in operation["responses"][status]["content"] or \
+                    "application/problem+json" in operation["responses"][status]["content"], (method, path)
+            assert "database_unavailable" in operation["responses"]["503"]["description"] or path == "/ready"
+            if path.startswith("/api/v1/") and path not in ("/api/v1/auth/token", "/api/v1/auth/jwks",
+                                                            "/api/v1/auth/login", "/api/v1/auth/logout"):
+                assert {"oauth2"} == set(operation["security"][1]), (method, path)
+    assert "/stream" in spec["info"]["description"]
+    assert spec["x-websocket"]["/stream"]["scope"] == "transactions:read"
+    assert "transaction.completed" in spec["x-websocket"]["/stream"]["messages"]["events"]
 
 
 def test_metrics_and_request_id(server: ApiServer, client: httpx.Client) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from qenex.api import sensitive
-from qenex.api.deps import account_dict, audited, context, record_denial, require, visible_account
+from qenex.api.deps import account_dict, audited, context, ledger_span, record_denial, require, visible_account
 from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES, ApiError
 from qenex.api.schemas import (
@@ -37,8 +37,8 @@ def _aware(moment: datetime | None, default: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def accounts_router() -> APIRouter:
-    router = APIRouter(prefix="/accounts", tags=["accounts"])
+def accounts_router(prefix: str = "") -> APIRouter:
+    router = APIRouter(prefix=prefix + "/accounts", tags=["accounts"])
 
     @router.post("", status_code=201, response_model=AccountOut, responses=WRITE_RESPONSES)
     async def create_account(request: Request, body: AccountIn, idempotency_key: IdempotencyHeader = None,
@@ -55,9 +55,11 @@ def accounts_router() -> APIRouter:
                                             sensitive.account_binding(body.owner_id))
 
             async def work() -> Any:
-                return await ctx.kernel.create_account(
-                    body.owner_id, body.account_type, body.currency.upper(), body.initial_balance,
-                    overdraft_limit=body.overdraft_limit, metadata=metadata, idempotency_key=key)
+                with ledger_span("create_account", **{"qenex.account.type": body.account_type,
+                                                      "qenex.currency": body.currency.upper()}):
+                    return await ctx.kernel.create_account(
+                        body.owner_id, body.account_type, body.currency.upper(), body.initial_balance,
+                        overdraft_limit=body.overdraft_limit, metadata=metadata, idempotency_key=key)
 
             account = await audited(request, principal, "account.create", f"owner:{body.owner_id}", work,
                                     {"currency": body.currency.upper(), "account_type": body.account_type})
@@ -86,8 +88,8 @@ def accounts_router() -> APIRouter:
         if after is not None and not 0 < after <= ID_MAX:
             raise ApiError("invalid_cursor", "cursor is not one this API returned", 400)
         ctx = context(request)
-        items = await ctx.kernel.list_accounts(owner_id=owner_id, status=status, after=after,
-                                                            limit=limit)
+        with ledger_span("list_accounts", **{"qenex.page.limit": limit}):
+            items = await ctx.kernel.list_accounts(owner_id=owner_id, status=status, after=after, limit=limit)
         next_cursor = str(items[-1].id) if len(items) == limit else None
         return JSONResponse({"items": [account_dict(a, ctx.envelope) for a in items], "next_cursor": next_cursor})
 
@@ -95,13 +97,13 @@ def accounts_router() -> APIRouter:
     async def get_account(request: Request, account_id: AccountId,
                           principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
         ctx = context(request)
-        account = await visible_account(ctx, principal, account_id)
+        account = await visible_account(request, ctx, principal, account_id)
         return JSONResponse(account_dict(account, ctx.envelope))
 
     @router.get("/{account_id}/balance", response_model=BalanceOut, responses=READ_RESPONSES)
     async def get_balance(request: Request, account_id: AccountId,
                           principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
-        account = await visible_account(context(request), principal, account_id)
+        account = await visible_account(request, context(request), principal, account_id)
         b = account.balances
         return JSONResponse({"account_id": account.id, "currency": account.currency, "posted": str(b.posted),
                              "pending": str(b.pending), "available": str(b.available)})
@@ -119,14 +121,15 @@ def accounts_router() -> APIRouter:
     ) -> Response:
         """Opening balance, posted entries in [from, to) and closing balance."""
         ctx = context(request)
-        account = await visible_account(ctx, principal, account_id)
+        account = await visible_account(request, ctx, principal, account_id)
         end = _aware(to, datetime.now(UTC) + timedelta(seconds=1))
         start = _aware(from_, max(EPOCH, account.created_at - timedelta(seconds=1)))
         if end <= start:
             raise ApiError("invalid_period", "'to' must be after 'from'", 422)
         if end - start > timedelta(days=STATEMENT_DAYS_MAX):
             raise ApiError("invalid_period", f"a statement covers at most {STATEMENT_DAYS_MAX} days", 422)
-        statement = await ctx.kernel.statement(account.id, start, end)
+        with ledger_span("statement"):
+            statement = await ctx.kernel.statement(account.id, start, end)
         if format == "csv":
             return Response(statement.to_csv(), media_type="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="statement-{account.id}.csv"'})

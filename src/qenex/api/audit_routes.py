@@ -21,8 +21,8 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def audit_router() -> APIRouter:
-    router = APIRouter(prefix="/audit", tags=["audit"])
+def audit_router(prefix: str = "") -> APIRouter:
+    router = APIRouter(prefix=prefix + "/audit", tags=["audit"])
 
     @router.get("/events", response_model=AuditPage, responses=READ_RESPONSES)
     async def list_events(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -24,6 +25,7 @@ from qenex.api.stream import EventHub, EventSource, OwnerCache
 from qenex.config import Settings
 from qenex.errors import QenexError
 from qenex.kernel.errors import ACCOUNT_NOT_FOUND, TRANSACTION_NOT_FOUND
+from qenex.observability import tracing
 from qenex.sdk.kernel import FinancialKernel
 from qenex.sdk.views import Account, Transaction
 from qenex.security import rbac
@@ -81,10 +83,22 @@ def not_found(kind: str, ident: object) -> ApiError:
     return ApiError(code, f"{kind} {str(ident)[:40]} does not exist", 404)
 
 
-async def visible_account(ctx: ApiContext, principal: rbac.Principal, account_id: int) -> Account:
-    """The account, or 404 when it does not exist or is not the customer's own."""
-    account = await ctx.kernel.get_account(account_id)
-    if account is None or not rbac.can_see_owner(principal, account.owner_id):
+def ledger_span(operation: str, **attributes: Any) -> AbstractContextManager[Any]:
+    """A span (when tracing is on) around one SDK call made by the API, child of the request's
+    SERVER span. Attributes name the operation and its shape (type, currency, item count,
+    transaction id), never an owner, an amount or metadata."""
+    return tracing.span(f"ledger.{operation}", **({"qenex.ledger.operation": operation} | attributes))
+
+
+async def visible_account(request: Request, ctx: ApiContext, principal: rbac.Principal, account_id: int) -> Account:
+    """The account, or 404 when it does not exist or is not the customer's own (the latter is
+    also recorded as a ``permission.denied`` security event; the answer is the same 404)."""
+    with ledger_span("get_account"):
+        account = await ctx.kernel.get_account(account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    if not rbac.can_see_owner(principal, account.owner_id):
+        await record_denial(request, principal, f"account:{account_id}", {"reason": "not the customer's account"})
         raise not_found("account", account_id)
     return account
 
@@ -95,12 +109,17 @@ async def customer_owns(ctx: ApiContext, principal: rbac.Principal, account_id: 
     return rbac.can_see_owner(principal, await ctx.owners.owner(account_id))
 
 
-async def visible_transaction(ctx: ApiContext, principal: rbac.Principal, transaction_id: int) -> Transaction:
-    tx = await ctx.kernel.get_transaction(transaction_id)
+async def visible_transaction(request: Request, ctx: ApiContext, principal: rbac.Principal,
+                              transaction_id: int) -> Transaction:
+    """The transaction, or 404 (a customer's view of another's transaction is a recorded denial)."""
+    with ledger_span("get_transaction", **{"qenex.transaction.id": transaction_id}):
+        tx = await ctx.kernel.get_transaction(transaction_id)
     if tx is None:
         raise not_found("transaction", transaction_id)
     if rbac.owner_filter(principal) is not None and not (
             await customer_owns(ctx, principal, tx.from_account) or await customer_owns(ctx, principal, tx.to_account)):
+        await record_denial(request, principal, f"transaction:{transaction_id}",
+                            {"reason": "not the customer's transaction"})
         raise not_found("transaction", transaction_id)
     return tx
 
@@ -198,4 +217,5 @@ def require(*scopes: str) -> Callable[..., Awaitable[rbac.Principal]]:
         return principal
 
     dependency.__name__ = "require_" + "_".join(s.replace(":", "_") for s in scopes)
+    dependency.qenex_scopes = scopes  # type: ignore[attr-defined]  # read by qenex.api.openapi
     return dependency

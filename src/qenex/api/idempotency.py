@@ -1,5 +1,17 @@
 """``Idempotency-Key`` for mutations: the first response is stored per (principal, key) and
-replayed on a retry with the same request; the same key with a different request gets 409.
+replayed on a retry with the same request (status, body and headers such as ``Location``); the
+same key with a different request gets 409.
+
+Which responses are stored: the final answer of the mutation once it ran under the key, success
+or rejection. A ledger rejection (422 ``insufficient_funds``, 409 ``pending_already_resolved``,
+404 ``transaction_not_found``...) is final: a retry gets the same 4xx, not a later success.
+Not stored, so a retry runs again:
+* 5xx, including 503 ``database_unavailable``: the client should retry;
+* 408, 425 and 429: transient by definition;
+* 401 and 403: authentication and authorization are decided before the mutation runs (the
+  principal may be unknown) and may change (a key granted a scope);
+* anything refused before the handler runs (413 body size, 400/422 schema validation): the
+  request never executed under the key.
 
 Concurrent duplicates are safe too: the key (namespaced by principal) is also handed to the
 ledger, which applies a keyed command once and reports the replay.
@@ -15,14 +27,20 @@ from typing import Annotated, Final
 from fastapi import Header, Request, Response
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from qenex.api.problems import IDEMPOTENCY_CONFLICT, ApiError
+from qenex.api.problems import IDEMPOTENCY_CONFLICT, ApiError, error_response
+from qenex.errors import QenexError
 
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 IDEMPOTENCY_KEY_CHARS_MAX: Final = 128
 IDEMPOTENCY_RETENTION_HOURS: Final = 24
 REPLAY_HEADER: Final = "Idempotent-Replayed"
+# Statuses never stored (see the module docstring); every 5xx is not stored either.
+UNSTORED_STATUSES: Final = frozenset({401, 403, 408, 425, 429})
+# Response headers a replay does not copy: the body's own, and the per-request id.
+_UNSTORED_HEADERS: Final = frozenset({"content-length", "content-type", "x-request-id", REPLAY_HEADER.lower()})
 _KEY_RE: Final = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 
 # Declared on every mutation so OpenAPI documents it; `request_key` reads and checks it.
@@ -58,7 +76,7 @@ async def replay(pool: Pool, actor: str, key: str, digest: bytes) -> Response | 
     """The stored response for this key, None if unseen; 409 when the key was used for another request."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT request_sha256, status_code, media_type, body FROM api_idempotency"
+            "SELECT request_sha256, status_code, media_type, body, headers FROM api_idempotency"
             " WHERE principal = %s AND key = %s", (actor, key))
         row = await cur.fetchone()
     if row is None:
@@ -66,19 +84,26 @@ async def replay(pool: Pool, actor: str, key: str, digest: bytes) -> Response | 
     if bytes(row[0]) != digest:
         raise ApiError(IDEMPOTENCY_CONFLICT, f"this {IDEMPOTENCY_HEADER} was already used with a different request",
                        409)
-    return Response(bytes(row[3]), status_code=int(row[1]), media_type=str(row[2]), headers={REPLAY_HEADER: "true"})
+    headers = {str(k): str(v) for k, v in dict(row[4] or {}).items()} | {REPLAY_HEADER: "true"}
+    return Response(bytes(row[3]), status_code=int(row[1]), media_type=str(row[2]), headers=headers)
+
+
+def storable(status: int) -> bool:
+    return status < 500 and status not in UNSTORED_STATUSES
 
 
 async def remember(pool: Pool, actor: str, key: str, digest: bytes, response: Response) -> None:
-    """Store a final response (never a 5xx, which the client should be able to retry)."""
-    if response.status_code >= 500:
+    """Store a final response (see the module docstring for what is not stored)."""
+    if not storable(response.status_code):
         return
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers
+               if k.decode("latin-1").lower() not in _UNSTORED_HEADERS}
     async with pool.connection() as conn:
         await conn.execute(
-            "INSERT INTO api_idempotency (principal, key, request_sha256, status_code, media_type, body)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO api_idempotency (principal, key, request_sha256, status_code, media_type, body, headers)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             (actor, key, digest, response.status_code, response.media_type or "application/json",
-             bytes(response.body)))
+             bytes(response.body), Jsonb(headers)))
 
 
 async def purge_expired(pool: Pool) -> int:
@@ -100,7 +125,9 @@ async def idempotent(pool: Pool, request: Request, actor: str, canonical_body: C
     stored = await replay(pool, actor, key, digest)
     if stored is not None:
         return stored
-    # A rejection (raised, rendered as a problem) is not stored: a retry may succeed later.
-    response = await handler(ledger_key(actor, key))
+    try:
+        response: Response = await handler(ledger_key(actor, key))
+    except QenexError as exc:  # a rejection is an answer too: rendered, stored when final, returned
+        response = error_response(request, exc)
     await remember(pool, actor, key, digest, response)
     return response

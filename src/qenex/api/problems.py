@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import MutableMapping
 from typing import Any, Final
 
 import psycopg
@@ -19,7 +20,10 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qenex.errors import QenexError
-from qenex.security.fastapi_deps import PROBLEM_JSON, problem_responses
+from qenex.observability.logging import get_request_id
+from qenex.security.errors import SecurityError
+from qenex.security.fastapi_deps import PROBLEM_JSON, problem, problem_responses
+from qenex.security.inputs import INVALID_CHARACTERS
 
 log = logging.getLogger("qenex.api")
 
@@ -64,6 +68,14 @@ def problem_response(status: int, code: str, detail: str, *, instance: str | Non
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def error_response(request: Request, exc: QenexError) -> JSONResponse:
+    """The problem+json response the exception handlers give for ``exc`` (security errors
+    with their own headers and OAuth2 fields)."""
+    if isinstance(exc, SecurityError):
+        return problem(exc, request.url.path)
+    return _qenex_error(request, exc)
+
+
 def _qenex_error(request: Request, exc: QenexError) -> JSONResponse:
     status = int(getattr(exc, "http_status", 400))
     headers = getattr(exc, "headers", None)
@@ -84,12 +96,21 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         return problem_response(400, MALFORMED_JSON, "the request body is not valid JSON", instance=request.url.path)
+    bad_text = [e for e in errors if e.get("type") in _TEXT_ERROR_TYPES]
+    if bad_text:
+        where = ".".join(str(p) for p in bad_text[0].get("loc", ()))[:120]
+        return problem_response(400, INVALID_CHARACTERS, f"{where}: must not contain NUL or unpaired surrogate "
+                                "characters", instance=request.url.path, details={"errors": _clean(bad_text)})
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))[:120]
     detail = f"{where}: {first.get('msg', 'invalid')}" if where else "the request is invalid"
     return problem_response(422, INVALID_REQUEST, detail, instance=request.url.path,
                             details={"errors": _clean(errors)})
 
+
+# Pydantic's error for a str that is not valid Unicode (a lone surrogate), and our own for NUL
+# and surrogates inside free-form JSON (`qenex.api.schemas`).
+_TEXT_ERROR_TYPES: Final = frozenset({"string_unicode", INVALID_CHARACTERS})
 
 _HTTP_CODES: Final = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: BODY_TOO_LARGE, 415: UNSUPPORTED_MEDIA_TYPE}
 
@@ -109,11 +130,59 @@ def _unavailable(request: Request, exc: Exception) -> JSONResponse:
                             instance=request.url.path, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # A bug: log it (the formatter redacts), answer without any internal detail.
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, INTERNAL_ERROR, "internal error; the request id identifies it in the server log",
+def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+    # Safety net: the database refused a value (psycopg.DataError: NUL, out of range...) or text
+    # could not be encoded. The request is checked before it gets this far, so reaching this is a
+    # gap in that checking: it is logged (class only) for a fix, and the client gets a 400.
+    log.warning("request data refused by the database or the encoder on %s %s: %s", request.method,
+                request.url.path, exc.__class__.__name__)
+    return problem_response(400, INVALID_REQUEST, "the request holds a value that cannot be stored",
                             instance=request.url.path)
+
+
+INTERNAL_ERROR_DETAIL: Final = "internal error; the request id identifies it in the server log"
+
+
+def internal_error_response(path: str) -> JSONResponse:
+    return problem_response(500, INTERNAL_ERROR, INTERNAL_ERROR_DETAIL, instance=path)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Last resort (Starlette's ServerErrorMiddleware, outside every middleware): normally
+    # `InternalErrorMiddleware` has already answered, with the request id.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return internal_error_response(request.url.path)
+
+
+class InternalErrorMiddleware:
+    """Turns an unhandled exception (a bug) into the 500 problem *inside* the request-id
+    middleware, so the response carries ``X-Request-ID`` and the log line (with the traceback,
+    redacted) carries ``request_id``. Starlette's own last-resort handler runs outside every
+    middleware, after the request id is gone."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            log.error("unhandled error on %s %s", scope.get("method", ""), scope.get("path", ""), exc_info=exc,
+                      extra={"request_id": get_request_id()})
+            if started:  # too late for a problem response: let the server drop the connection
+                raise
+            await internal_error_response(str(scope.get("path", "")))(scope, receive, send_wrapper)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -124,6 +193,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(psycopg.OperationalError, _unavailable)
     app.add_exception_handler(PoolTimeout, _unavailable)
+    app.add_exception_handler(psycopg.DataError, _bad_data)
+    app.add_exception_handler(UnicodeError, _bad_data)
     app.add_exception_handler(Exception, _unexpected)
 
 

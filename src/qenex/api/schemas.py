@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from qenex.kernel.engine import BATCH_ITEMS_MAX
 from qenex.kernel.model import IDEMPOTENCY_KEY_CHARS_MAX, PENDING_TIMEOUT_SECONDS_MAX
+from qenex.security.inputs import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, forbidden_in_tree
 
 # The API's batch bound: the issue's 8,000 (the kernel's own is a little higher).
 API_BATCH_ITEMS_MAX: Final = min(8_000, BATCH_ITEMS_MAX)
@@ -21,11 +23,22 @@ DecimalText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
 ]
 CurrencyCode = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")]
-OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=OWNER_ID_CHARS_MAX, pattern=r"^[^\x00]+$")]
+
+
+def _plain(value: Any) -> Any:
+    """Refuse NUL and unpaired surrogates anywhere in a value (keys of nested objects included):
+    the database cannot store them. Typed ``str`` fields already refuse surrogates (pydantic's
+    ``string_unicode``); free-form JSON such as ``metadata`` is walked here."""
+    if forbidden_in_tree(value):
+        raise PydanticCustomError(INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE)
+    return value
+
+
+OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=OWNER_ID_CHARS_MAX), AfterValidator(_plain)]
 ItemKey = Annotated[str, StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_CHARS_MAX - 72,
                                            pattern=r"^[\x21-\x7e]+$")]
 Id = Annotated[int, Field(gt=0, le=ID_MAX)]
-Metadata = Annotated[dict[str, Any], Field(max_length=METADATA_KEYS_MAX)]
+Metadata = Annotated[dict[str, Any], Field(max_length=METADATA_KEYS_MAX), AfterValidator(_plain)]
 
 TransactionTypeName = Literal["TRANSFER", "DEPOSIT", "WITHDRAWAL", "PAYMENT", "FEE", "INTEREST", "REVERSAL",
                               "EXCHANGE", "ADJUSTMENT"]
@@ -211,13 +224,17 @@ class CountsOut(BaseModel):
 
 
 class StatusOut(BaseModel):
+    """Everyone gets version, uptime and status; the bank-wide fields (environment, database,
+    counts, stream subscribers, Redis) are for staff credentials only, never for a customer."""
+
     version: str
     uptime_seconds: int
-    environment: str
-    database: DatabaseStatusOut
-    counts: CountsOut
-    stream_subscribers: int
-    redis: bool
+    status: Literal["ok", "degraded"]
+    environment: str | None = None
+    database: DatabaseStatusOut | None = None
+    counts: CountsOut | None = None
+    stream_subscribers: int | None = None
+    redis: bool | None = None
 
 
 class AuditRecordOut(BaseModel):

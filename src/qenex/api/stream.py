@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -37,6 +38,9 @@ SOURCE_RETRY_S: Final = 1.0
 READY_TIMEOUT_S: Final = 5.0
 WS_POLICY_VIOLATION: Final = 1008
 WS_TRY_AGAIN_LATER: Final = 1013
+# An open stream re-checks its credential this often (revocation, expiry, a locked operator), and
+# also at the credential's own expiry; it is closed with 1008 once the credential is no longer valid.
+STREAM_RECHECK_INTERVAL_S: Final = 5.0
 
 _RENEW_LUA: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -262,22 +266,45 @@ def stream_router() -> APIRouter:
             await websocket.close(code=WS_POLICY_VIOLATION, reason=exc.code)
             return
         queue = ctx.hub.subscribe()
-        reader: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[Any]] = []
         try:
             await ctx.source.ready()
             await websocket.accept()
             reader = asyncio.create_task(_drain(websocket))
-            await _pump(websocket, queue, principal, ctx.owners, reader)
+            watch = asyncio.create_task(_watch_credential(ctx.security, _credential(websocket), principal))
+            tasks = [reader, watch]
+            await _pump(websocket, queue, principal, ctx.owners, reader, watch)
         except WebSocketDisconnect:
             pass
         finally:
             ctx.hub.unsubscribe(queue)
-            if reader is not None:
-                reader.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+                    await task
 
     return router
+
+
+async def _watch_credential(security: Any, credential: str | None, principal: rbac.Principal) -> str:
+    """Returns (with the refusal's code) once the connection's credential is no longer valid:
+    checked every STREAM_RECHECK_INTERVAL_S and at the credential's own expiry."""
+    expires_at = principal.expires_at
+    while True:
+        delay = STREAM_RECHECK_INTERVAL_S
+        if expires_at is not None:
+            delay = min(delay, max(0.0, (expires_at - datetime.now(UTC)).total_seconds()))
+        await asyncio.sleep(delay)
+        try:
+            current = await run_in_threadpool(security.recheck, credential)
+        except SecurityError as exc:
+            return exc.code
+        except Exception as exc:  # noqa: BLE001 - the database is away: keep the stream, check again later
+            log.warning("stream credential re-check failed (%s); retrying", exc.__class__.__name__)
+            continue
+        if current.expires_at is not None and current.expires_at <= datetime.now(UTC):
+            return "invalid_token"
+        expires_at = current.expires_at
 
 
 async def _drain(websocket: WebSocket) -> None:
@@ -288,10 +315,14 @@ async def _drain(websocket: WebSocket) -> None:
 
 
 async def _pump(websocket: WebSocket, queue: asyncio.Queue[str | None], principal: rbac.Principal,
-                owners: OwnerCache, reader: asyncio.Task[None]) -> None:
+                owners: OwnerCache, reader: asyncio.Task[None], watch: asyncio.Task[str]) -> None:
     while not reader.done():
         getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({getter, reader, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if watch in done:
+            getter.cancel()
+            await websocket.close(code=WS_POLICY_VIOLATION, reason=watch.result())
+            return
         if getter not in done:
             getter.cancel()
             return

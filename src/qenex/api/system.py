@@ -18,6 +18,8 @@ from qenex.security import rbac
 from qenex.store.migrate import available
 
 READY_TIMEOUT_S: Final = 2.0
+# Roles that see only version, uptime and status on /system/status.
+CUSTOMER_ROLES: Final = frozenset({"customer"})
 
 
 async def _database_state(request: Request) -> tuple[bool, int, int]:
@@ -32,7 +34,9 @@ async def _database_state(request: Request) -> tuple[bool, int, int]:
     return True, max(applied, default=0), len(shipped - applied)
 
 
-def system_router() -> APIRouter:
+def system_router(*, metrics: bool = True) -> APIRouter:
+    """``/health`` and ``/ready``; ``/metrics`` too unless ``metrics.enabled`` is false (then the
+    main port answers 404 there, and no standalone metrics port is opened either)."""
     router = APIRouter(tags=["system"])
 
     @router.get("/health", response_model=HealthOut)
@@ -48,26 +52,33 @@ def system_router() -> APIRouter:
         return JSONResponse({"status": "ready" if ok else "not_ready", "database": reachable,
                              "migrations_current": reachable and pending == 0}, status_code=200 if ok else 503)
 
-    @router.get("/metrics", response_class=PlainTextResponse,
-                responses={200: {"description": "Prometheus text exposition",
-                                 "content": {"text/plain": {"schema": {"type": "string"}}}}})
-    async def metrics() -> Response:
-        """Prometheus metrics (``metrics.port`` serves them on a port of their own as well)."""
-        body, content_type = render_metrics()
-        return Response(body, media_type=content_type)
+    if metrics:
+        @router.get("/metrics", response_class=PlainTextResponse,
+                    responses={200: {"description": "Prometheus text exposition",
+                                     "content": {"text/plain": {"schema": {"type": "string"}}}}})
+        async def metrics_route() -> Response:
+            """Prometheus metrics (``metrics.port`` serves them on a port of their own as well)."""
+            body, content_type = render_metrics()
+            return Response(body, media_type=content_type)
 
     return router
 
 
-def status_router() -> APIRouter:
-    router = APIRouter(prefix="/system", tags=["system"])
+def status_router(prefix: str = "") -> APIRouter:
+    router = APIRouter(prefix=prefix + "/system", tags=["system"])
 
     @router.get("/status", response_model=StatusOut, responses=READ_RESPONSES)
     async def status(request: Request,
                      principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
-        """Version, uptime, database state and counts."""
+        """Version, uptime and status for every credential; database state, counts, stream
+        subscribers and Redis for staff only (a customer credential never sees bank-wide figures)."""
         ctx = context(request)
         reachable, version, pending = await _database_state(request)
+        health = "ok" if reachable and pending == 0 else "degraded"
+        basics = {"version": __version__, "uptime_seconds": int(time.monotonic() - ctx.started_monotonic),
+                  "status": health}
+        if principal.role in CUSTOMER_ROLES:
+            return JSONResponse(basics)
         accounts = transactions = 0
         if reachable:
             async with ctx.pool.connection() as conn:
@@ -77,8 +88,7 @@ def status_router() -> APIRouter:
                 row = await cur.fetchone()
                 if row is not None:
                     accounts, transactions = int(row[0]), int(row[1])
-        return JSONResponse({
-            "version": __version__, "uptime_seconds": int(time.monotonic() - ctx.started_monotonic),
+        return JSONResponse(basics | {
             "environment": ctx.settings.env,
             "database": {"reachable": reachable, "migration_version": version, "pending_migrations": pending},
             "counts": {"accounts": accounts, "transactions": transactions},

@@ -20,6 +20,7 @@ from qenex.api.deps import (
     audited,
     context,
     customer_owns,
+    ledger_span,
     not_found,
     record_denial,
     require,
@@ -107,7 +108,8 @@ async def _accepted(ctx: ApiContext, body: TransactionIn, tx_id: int, replayed: 
                 "amount": format_minor(to_minor(body.amount, currency), currency), "currency": currency,
                 "from_account": body.from_account, "to_account": body.to_account, "metadata": body.metadata or {},
                 "replayed": replayed}
-    tx = await ctx.kernel.get_transaction(tx_id)
+    with ledger_span("get_transaction", **{"qenex.transaction.id": tx_id}):
+        tx = await ctx.kernel.get_transaction(tx_id)
     if tx is None:
         raise not_found("transaction", tx_id)
     full = transaction_dict(tx, replayed=replayed, envelope=ctx.envelope)
@@ -179,22 +181,25 @@ def _error(exc: LedgerError | None) -> dict[str, str] | None:
 async def _resolve(request: Request, principal: rbac.Principal, transaction_id: int, name: str,
                    payload: PostPendingIn | ResolveIn) -> Response:
     ctx = context(request)
-    await visible_transaction(ctx, principal, transaction_id)
+    await visible_transaction(request, ctx, principal, transaction_id)
 
     async def work_for(key: str | None) -> int:
         meta = await sensitive.seal(ctx.envelope, payload.metadata, sensitive.TRANSACTIONS_TABLE,
                                     sensitive.TRANSACTION_BINDING)
-        if isinstance(payload, PostPendingIn):
-            return int(await ctx.kernel.post_pending(transaction_id, payload.amount, metadata=meta,
-                                                     idempotency_key=key))
-        if name == "void":
-            return int(await ctx.kernel.void_pending(transaction_id, metadata=meta, idempotency_key=key))
-        return int(await ctx.kernel.reverse_transaction(transaction_id, metadata=meta, idempotency_key=key))
+        operation = {"post": "post_pending", "void": "void_pending"}.get(name, "reverse_transaction")
+        with ledger_span(operation, **{"qenex.transaction.id": transaction_id}):
+            if isinstance(payload, PostPendingIn):
+                return int(await ctx.kernel.post_pending(transaction_id, payload.amount, metadata=meta,
+                                                         idempotency_key=key))
+            if name == "void":
+                return int(await ctx.kernel.void_pending(transaction_id, metadata=meta, idempotency_key=key))
+            return int(await ctx.kernel.reverse_transaction(transaction_id, metadata=meta, idempotency_key=key))
 
     async def run(key: str | None) -> Response:
         new_id = await audited(request, principal, f"transaction.{name}", f"transaction:{transaction_id}",
                                lambda: work_for(key))
-        tx = await ctx.kernel.get_transaction(new_id)
+        with ledger_span("get_transaction", **{"qenex.transaction.id": new_id}):
+            tx = await ctx.kernel.get_transaction(new_id)
         if tx is None:
             raise not_found("transaction", new_id)
         return JSONResponse(transaction_dict(tx, envelope=ctx.envelope), status_code=201,
@@ -204,8 +209,8 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
                             lambda: f"{name}:{payload.model_dump_json()}", run)
 
 
-def transactions_router() -> APIRouter:
-    router = APIRouter(prefix="/transactions", tags=["transactions"])
+def transactions_router(prefix: str = "") -> APIRouter:
+    router = APIRouter(prefix=prefix + "/transactions", tags=["transactions"])
 
     @router.post("", status_code=201, response_model=TransactionAccepted, responses=WRITE_RESPONSES)
     async def create_transaction(request: Request, body: TransactionIn, idempotency_key: IdempotencyHeader = None,
@@ -221,7 +226,9 @@ def transactions_router() -> APIRouter:
 
             async def work() -> Any:
                 start = time.perf_counter()
-                result = (await ctx.kernel.process_transactions([item]))[0]
+                with ledger_span("process_transactions", **{"qenex.batch.items": 1,
+                                                            "qenex.transaction.type": body.type}):
+                    result = (await ctx.kernel.process_transactions([item]))[0]
                 observe_batch([item], [result], time.perf_counter() - start)
                 if result.error is not None:
                     raise result.error
@@ -253,7 +260,8 @@ def transactions_router() -> APIRouter:
 
             async def work() -> Any:
                 start = time.perf_counter()
-                results = await ctx.kernel.process_transactions(items)
+                with ledger_span("process_transactions", **{"qenex.batch.items": len(items)}):
+                    results = await ctx.kernel.process_transactions(items)
                 observe_batch(items, results, time.perf_counter() - start)
                 return results
 
@@ -274,7 +282,7 @@ def transactions_router() -> APIRouter:
                               principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_READ))
                               ) -> Response:
         ctx = context(request)
-        tx = await visible_transaction(ctx, principal, transaction_id)
+        tx = await visible_transaction(request, ctx, principal, transaction_id)
         return JSONResponse(transaction_dict(tx, envelope=ctx.envelope))
 
     manage = require(rbac.TRANSACTIONS_MANAGE)

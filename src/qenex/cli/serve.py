@@ -4,16 +4,26 @@ Settings come from ``--config`` / ``QENEX_CONFIG`` and ``QENEX_*``; the server r
 in production with missing or default secrets. With ``api.ssl_cert`` and ``api.ssl_key`` it serves
 HTTPS only, TLS 1.2 at least (1.3 is negotiated whenever the client has it). ``--daemon``
 detaches, writes ``<data_dir>/qenex.pid`` and logs to ``<data_dir>/qenex.log``.
+
+Behind a reverse proxy, ``api.forwarded_allow_ips`` (``QENEX_API_FORWARDED_ALLOW_IPS``) names the
+proxies whose ``X-Forwarded-For`` is believed, so rate limits and the audit trail see the real
+client; unset (the default), the headers are ignored. With ``api.workers`` > 1, Prometheus
+metrics run in multi-process mode over a fresh private directory (see
+`qenex.observability.metrics`), removed when the server stops.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -28,6 +38,10 @@ DAEMON_START_TIMEOUT_S: Final = 90.0
 STOP_TIMEOUT_S: Final = 30.0
 POLL_INTERVAL_S: Final = 0.2
 APP_FACTORY: Final = "qenex.api.app:app_factory"
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR_PREFIX: Final = "qenex-metrics-"
+# Forward secrecy and AEAD only for TLS 1.2 (TLS 1.3 suites are fixed and all strong).
+TLS_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def register(app: typer.Typer) -> None:
@@ -63,12 +77,35 @@ def _uvicorn_config(settings: Settings, host: str, port: int) -> Any:
     tls = bool(settings.api.ssl_cert and settings.api.ssl_key)
     if bool(settings.api.ssl_cert) != bool(settings.api.ssl_key):
         raise CliError("api.ssl_cert and api.ssl_key must be set together")
+    proxies = settings.api.forwarded_allow_ips
     return uvicorn.Config(
         APP_FACTORY, factory=True, host=host, port=port, workers=settings.api.workers,
-        log_config=uvicorn_log_config(settings), proxy_headers=False, server_header=False,
+        log_config=uvicorn_log_config(settings), proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies or "",  # "": trust no proxy (uvicorn's own default trusts 127.0.0.1)
+        server_header=False,
         ssl_certfile=settings.api.ssl_cert if tls else None, ssl_keyfile=settings.api.ssl_key if tls else None,
-        timeout_graceful_shutdown=10,
+        ssl_ciphers=TLS_CIPHERS, timeout_graceful_shutdown=10,
     )
+
+
+@contextmanager
+def _multiprocess_metrics(workers: int) -> Iterator[None]:
+    """With several workers: a fresh private PROMETHEUS_MULTIPROC_DIR for this server (inherited
+    by the workers, which start after this), removed at exit."""
+    if workers <= 1:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)  # mode 0700
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
 
 
 def serve_cmd(
@@ -91,16 +128,19 @@ def serve_cmd(
 
     os.environ["QENEX_API_HOST"], os.environ["QENEX_API_PORT"] = host, str(port)
     server_config = _uvicorn_config(settings, host, port)
-    if settings.api.workers > 1:
-        from uvicorn.supervisors import Multiprocess
+    with _multiprocess_metrics(settings.api.workers):
+        if settings.api.workers > 1:
+            from uvicorn.supervisors import Multiprocess
 
-        sock = server_config.bind_socket()
-        Multiprocess(server_config, sockets=[sock]).run()
-        return
-    server_config.load()
-    if server_config.ssl is not None:  # TLS 1.2 at least (Python's default too); 1.3 whenever the client has it
-        server_config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    uvicorn.Server(server_config).run()
+            # Each worker loads the config itself; Python's server contexts refuse TLS < 1.2 by
+            # default (the single-process path below also sets it explicitly).
+            sock = server_config.bind_socket()
+            Multiprocess(server_config, sockets=[sock]).run()
+            return
+        server_config.load()
+        if server_config.ssl is not None:  # TLS 1.2 at least; 1.3 whenever the client has it
+            server_config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        uvicorn.Server(server_config).run()
 
 
 def _start_daemon(settings: Settings, host: str, port: int, config: str | None) -> None:

@@ -18,13 +18,13 @@ Exported families (``qenex_`` prefix):
   ``qenex_http_request_duration_seconds{method, route}``: the route *template*
   (``/api/v1/accounts/{id}``), never the raw path, so label cardinality stays bounded.
 
-Multiple processes: by default each process exposes its own values (scrape each one, or run one
-worker). For several workers behind one port, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty,
-writable directory before the workers start: prometheus_client then writes per-process files and
-``registry()`` aggregates them (counters and histograms summed, ``qenex_active_connections``
-summed over live processes, the amount gauge summed). Memory and CPU are computed for the
-scraping process and its children, which covers every worker when the scrape is served by the
-parent (the standalone metrics server started on ``metrics.port``).
+Multiple processes: ``qenex serve`` with ``api.workers`` > 1 creates a fresh private directory
+and sets ``PROMETHEUS_MULTIPROC_DIR`` to it before the workers start (and removes it when the
+server stops): prometheus_client then writes per-process files and ``registry()`` aggregates
+them, so ``/metrics`` answers for all workers whichever one serves the scrape (counters and
+histograms summed, ``qenex_active_connections`` summed over live processes, the amount gauge
+summed); a worker that exits is marked dead (``mark_worker_dead``). One worker: plain
+in-process values. Memory and CPU are computed for the scraping process and its children.
 """
 
 from __future__ import annotations
@@ -197,6 +197,15 @@ def registry() -> CollectorRegistry:
         aggregate.register(_RESOURCES)
         return aggregate
     return REGISTRY
+
+
+def mark_worker_dead(pid: int | None = None) -> None:
+    """In multi-process mode, drop this worker's live gauges (``qenex_active_connections``) from
+    the aggregate when it exits; its counters and histograms stay counted. A no-op otherwise."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
 
 
 def render_metrics() -> tuple[bytes, str]:

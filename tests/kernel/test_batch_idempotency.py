@@ -237,3 +237,87 @@ def test_unhashable_type_fails_alone(kx):
         assert results[0].error.code == "invalid_request" and results[1].ok
 
     kx(body)
+
+
+def test_a_call_ending_on_a_linked_item_fails_its_open_chain(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "10.00", "0")
+        results = await k.process_transactions([_t(a, b, "1.00"), _t(a, b, "2.00", linked=True),
+                                                _t(b, a, "0.50", linked=True)])
+        assert [r.error.code if r.error else None for r in results] == [None, "linked_chain_open",
+                                                                        "linked_chain_open"]
+        assert await k.get_account_balance(a) == D("9.00")
+        [single] = await k.process_transactions([_t(a, b, "1.00", linked=True)])
+        assert single.error.code == "linked_chain_open" and single.error.http_status == 400
+        # A malformed item ending the call leaves the chain open just the same.
+        bad = await k.process_transactions([_t(a, b, "1.00", linked=True), _t(a, b, "x", linked=True)])
+        assert [r.error.code for r in bad] == ["linked_chain_open", "linked_chain_open"]
+        assert await k.get_account_balance(a) == D("9.00")
+
+    kx(body)
+
+
+def test_one_callers_open_chain_never_absorbs_another_callers_items(kx):
+    """The writer groups concurrent calls into one database transaction. Caller A's call ends on
+    a linked item; caller B's item fails (or succeeds). A's answer must not depend on B's, and B's
+    items must never be decided as part of A's chain."""
+    from qenex.sdk.kernel import _Job
+
+    async def body(k: FinancialKernel):
+        a, b, c = await _accounts(k, "100.00", "0", "0")
+        for _ in range(10):  # concurrent callers, grouped by the writer whenever they meet
+            ra, rb, rc = await asyncio.gather(
+                k.process_transactions([_t(a, b, "1.00", linked=True)]),
+                k.process_transactions([_t(c, a, "5.00")]),  # fails: c is empty
+                k.process_transactions([_t(a, c, "1.00", linked=True), _t(c, b, "1.00")]),  # a closed chain
+            )
+            assert [r.error.code for r in ra] == ["linked_chain_open"]
+            assert rb[0].error.code == "insufficient_funds"
+            assert all(r.ok for r in rc)
+        assert await k.get_account_balance(a) == D("90.00") and await k.get_account_balance(b) == D("10.00")
+
+        # The same two calls in one group, deterministically (what the writer does when both are queued).
+        loop = asyncio.get_running_loop()
+        prepared = [await k._prepare(items) for items in ([_t(a, b, "1.00", linked=True)], [_t(c, a, "5.00")],
+                                                         [_t(a, b, "2.00")])]
+        jobs = [_Job(cmds, loop.create_future()) for cmds in prepared]
+        await k._execute(jobs)
+        answers = [[r.error.code if r.error else None for r in job.future.result()] for job in jobs]
+        assert answers == [["linked_chain_open"], ["insufficient_funds"], [None]]
+        assert await k.get_account_balance(a) == D("88.00")
+
+    kx(body)
+
+
+def test_settlement_types_need_a_general_ledger_account_on_the_bank_side(kx):
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "100.00", "50.00")
+        loan = (await k.create_account(owner_id="batch", account_type="LOAN", currency="USD")).id
+        cases = [("DEPOSIT", {"from_account": b, "to_account": a}),
+                 ("DEPOSIT", {"from_account": loan, "to_account": a}),
+                 ("WITHDRAWAL", {"from_account": a, "to_account": b}),
+                 ("FEE", {"from_account": a, "to_account": b}),
+                 ("INTEREST", {"from_account": b, "to_account": a})]
+        for tx_type, accounts in cases:
+            with pytest.raises(LedgerError) as info:
+                await k.process_transaction(tx_type, amount="1.00", currency="USD", **accounts)
+            assert info.value.code == "settlement_account_required", (tx_type, accounts)
+            with pytest.raises(LedgerError) as info:  # the two-phase form too
+                await k.process_transaction(tx_type, amount="1.00", currency="USD", pending=True, **accounts)
+            assert info.value.code == "settlement_account_required"
+        assert [await k.get_account_balance(x) for x in (a, b)] == [D("100.00"), D("50.00")]
+        # The defaults (cash, fee_income, interest_expense) and an explicit GL account still work.
+        system = {x.system_code: x.id for x in await k.list_accounts(include_system=True, limit=1000)
+                  if x.currency == "USD" and x.system_code}
+        await k.process_transaction("DEPOSIT", to_account=a, amount="1.00", currency="USD")
+        await k.process_transaction("DEPOSIT", from_account=system["adjustments"], to_account=a, amount="1.00",
+                                    currency="USD")
+        await k.process_transaction("WITHDRAWAL", from_account=a, amount="1.00", currency="USD")
+        await k.process_transaction("FEE", from_account=a, amount="0.50", currency="USD")
+        await k.process_transaction("INTEREST", to_account=a, amount="0.25", currency="USD")
+        fee = await k.process_transaction("FEE", from_account=a, to_account=system["fee_income"], amount="0.25",
+                                          currency="USD")
+        assert (await k.get_transaction(fee)).to_account == system["fee_income"]
+        assert await k.get_account_balance(a) == D("100.50")
+
+    kx(body)

@@ -254,10 +254,31 @@ def test_failed_chain_remembers_each_new_key_once():
                        _t(1, 2, 5, linked=True, key="n1", digest=b"a"),
                        _t(1, 2, 5, linked=True, key="n1", digest=b"a"),
                        _t(2, 3, 500, key="n2", digest=b"b")], state)
-    assert _codes(plan) == ["linked_event_failed"] * 3 + ["insufficient_funds"]
+    # A key answers its record whatever the chain does: "old" still reports its earlier success.
+    assert [(r.result_id, r.replayed) for r in plan.results[:1]] == [(77, True)]
+    assert _codes(plan) == [None] + ["linked_event_failed"] * 2 + ["insufficient_funds"]
     assert [(k, c) for k, _, c, _ in plan.idempotency_failures] == [("n1", "linked_event_failed"),
                                                                      ("n2", "insufficient_funds")]
-    assert state.idempotency["old"] == (b"o", 77)
+    assert state.idempotency["old"] == (b"o", 77) and plan.journal == []
+
+
+def test_a_retried_failed_chain_answers_exactly_what_it_answered_first():
+    from qenex.kernel.errors import LedgerError
+
+    state = _state(a=100, b=0, c=0)
+    chain = [_t(1, 2, 5, linked=True, key="x1", digest=b"1"), _t(2, 3, 5, linked=True, key="x2", digest=b"2"),
+             _t(3, 1, 500, key="x3", digest=b"3")]
+    first = plan_batch(chain, state)
+    assert _codes(first) == ["linked_event_failed", "linked_event_failed", "insufficient_funds"]
+    state.accounts[3].credits_posted = 10_000  # the cause is gone, the keys still answer the same
+    again = plan_batch(chain, state)
+    assert [(r.error.code, r.error.message, r.replayed) for r in again.results] == [
+        (r.error.code, r.error.message, True) for r in first.results]
+    assert again.journal == [] and again.idempotency_failures == []
+    # An item after the failure whose key was used for another request reports the conflict.
+    state.idempotency["x9"] = (b"other", LedgerError("insufficient_funds", "m"))
+    mixed = plan_batch([_t(1, 2, 500, linked=True), _t(1, 2, 5, key="x9", digest=b"mine")], state)
+    assert _codes(mixed) == ["insufficient_funds", "idempotency_conflict"]
 
 
 def test_deposits_withdrawals_fees_and_interest_settle_on_general_ledger_accounts():

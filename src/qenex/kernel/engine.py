@@ -404,6 +404,19 @@ class _Planner:
                             "the call's last item is linked, so its chain never ends; no item of the chain ran")
         self.plan.results.extend(ItemResult(None, error) for _ in chain)
 
+    def _recorded(self, cmd: Command) -> ItemResult | None:
+        """What an item's key answers without running it: its recorded outcome (or a conflict);
+        None when it has no key or a key not recorded."""
+        if isinstance(cmd, Rejected) or cmd.key is None:
+            return None
+        known = self.s.idempotency.get(cmd.key)
+        if known is None:
+            return None
+        if known[0] != cmd.digest:
+            return ItemResult(None, LedgerError(
+                E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request"))
+        return _replay(known[1])
+
     def _remember_failure(self, cmd: Command, error: LedgerError) -> None:
         """Record a rejection under the item's key (if it has one not already recorded), so a
         retry with the key answers the same error and a different request with it conflicts."""
@@ -464,8 +477,12 @@ class _Planner:
             del self.plan.journal[jlen:]
             del self.plan.pending_inserts[plen:]
             linked_error = LedgerError(E.LINKED_FAILED, "a linked item in the same chain failed")
+            # The failing item keeps its error; an item whose key was recorded before this chain
+            # answers that record (so a retried chain gets exactly its first answers); every other
+            # item fails with the chain. (After the undo, records made inside the chain are gone.)
             results = [
-                results[i] if i == failed_at else ItemResult(None, linked_error) for i in range(len(chain))
+                results[i] if i == failed_at else self._recorded(chain[i]) or ItemResult(None, linked_error)
+                for i in range(len(chain))
             ]
         elif failed_at >= 0:
             check(self.seq == mark[0] and len(self.plan.journal) == mark[1],

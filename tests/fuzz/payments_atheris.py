@@ -4,9 +4,11 @@
     .venv/bin/python tests/fuzz/payments_atheris.py -max_total_time=60 [corpus_dir]
     QENEX_FUZZ_TARGETS=swift,iso20022 .venv/bin/python tests/fuzz/payments_atheris.py ...
 
-Not collected by pytest (CI runs the bounded hypothesis fuzzers in tests/payments/test_fuzz_*.py);
-this harness is for longer local or nightly runs. The first input byte picks the target; the
-rest is the payload. Any exception other than PaymentFormatError from ``parse`` (or any
+Not collected by pytest itself: tests/fuzz/test_atheris_bounded.py runs it in the test suite for
+a few thousand iterations per parser, seeded with tests/fuzz/seeds/<target>/ (pass that folder,
+each file prefixed with a selector byte, as corpus_dir); longer runs are for local or nightly
+use, beside the hypothesis fuzzers in tests/payments/test_fuzz_*.py. The first input byte picks
+the target; the rest is the payload. Any exception other than PaymentFormatError from ``parse`` (or any
 exception at all from ``validate``, detection and ISO 8583 decoding) is reported as a crash.
 """
 

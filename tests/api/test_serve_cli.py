@@ -3,6 +3,7 @@ secrets, HTTPS only with TLS >= 1.2 when a certificate is configured, and the de
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -11,7 +12,9 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -112,19 +115,63 @@ def test_tls_serves_https_only_with_tls12_minimum(own_db: str, tmp_path: Path) -
         assert response.json() == {"status": "ok"}
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)  # plain HTTP is not served
-        modern = ssl.create_default_context(cafile=str(cert))
-        with socket.create_connection(("127.0.0.1", port)) as raw, \
-                modern.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.version() == "TLSv1.3"
-        old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
-        old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-        old.maximum_version = ssl.TLSVersion.TLSv1_1
-        with pytest.raises((ssl.SSLError, OSError)), socket.create_connection(("127.0.0.1", port)) as raw:
-            old.wrap_socket(raw, server_hostname="localhost")
+        assert _negotiated(port, cert, None) == "TLSv1.3"  # preferred whenever the client has it
+        assert _negotiated(port, cert, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"  # 1.2 is still served
+        # TLS 1.1 is refused by the server: a client that demonstrably speaks TLS 1.1 (it completes
+        # a handshake with a permissive local server, the same certificate) cannot handshake here.
+        if not _client_speaks_tls11(cert, key):
+            pytest.skip("this OpenSSL cannot negotiate TLS 1.1 even at security level 0; minimum not probed")
+        with pytest.raises((ssl.SSLError, ConnectionError)), socket.create_connection(("127.0.0.1", port)) as raw:
+            _tls11_client().wrap_socket(raw, server_hostname="localhost")
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def _negotiated(port: int, cert: Path, maximum: ssl.TLSVersion | None) -> str | None:
+    context = ssl.create_default_context(cafile=str(cert))
+    if maximum is not None:
+        context.maximum_version = maximum
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        return tls.version()
+
+
+def _tls11_client() -> ssl.SSLContext:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 refuses TLS < 1.2 above level 0
+        context.minimum_version = ssl.TLSVersion.TLSv1_1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    return context
+
+
+def _client_speaks_tls11(cert: Path, key: Path) -> bool:
+    """Control: the TLS 1.1 client against a local server that allows TLS 1.0 and up."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_context.load_cert_chain(str(cert), str(key))
+        server_context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        server_context.minimum_version = ssl.TLSVersion.TLSv1
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def serve() -> None:
+            peer, _ = listener.accept()
+            with contextlib.suppress(OSError), server_context.wrap_socket(peer, server_side=True):
+                pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection(listener.getsockname()) as raw, \
+                    _tls11_client().wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.version() == "TLSv1.1"
+        except (ssl.SSLError, OSError):
+            return False
+        finally:
+            thread.join(10)
 
 
 def test_demo_curl_hint_gives_a_working_admin_key(server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -183,3 +230,40 @@ def test_database_outage_gives_503_then_recovers(own_db: str, pg_admin_url: str,
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
         srv.stop()
+
+
+def test_server_rotates_keys_that_are_due_at_start(own_db: str, tmp_path: Path) -> None:
+    """security.key_rotation_days is acted on, not only flagged: a master version and a data-key
+    generation older than the period are rotated when the server starts; old data stays readable."""
+    import psycopg
+
+    from qenex.security.envelope import Envelope
+    from qenex.security.keyproviders import EnvKeyProvider
+    from qenex.store.migrate import migrate
+
+    from .conftest import TEST_MASTER_KEY, start_server
+
+    migrate(own_db)
+    sealed = Envelope(own_db, EnvKeyProvider(TEST_MASTER_KEY)).encrypt(b"kept across rotations", b"aad")
+    with psycopg.connect(own_db, autocommit=True) as conn:
+        conn.execute("UPDATE security_master_keys SET created_at = now() - interval '31 days'")
+        conn.execute("UPDATE security_data_keys SET created_at = now() - interval '31 days'")
+
+    def keyring() -> tuple[int, int, int]:
+        with psycopg.connect(own_db) as conn:
+            row = conn.execute(
+                "SELECT (SELECT max(version) FROM security_master_keys),"
+                " (SELECT count(*) FROM security_master_keys WHERE retired_at IS NULL),"
+                " (SELECT max(generation) FROM security_data_keys WHERE purpose = 'default')").fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    assert keyring() == (1, 1, 1)
+    for expected in ((2, 1, 2), (2, 1, 2)):  # rotated at the first start; nothing due at the second
+        srv = start_server(own_db, tmp_path)
+        srv.stop()
+        assert keyring() == expected, srv.log()
+    fresh = Envelope(own_db, EnvKeyProvider(TEST_MASTER_KEY))
+    assert fresh.decrypt(sealed, b"aad") == b"kept across rotations"
+    with psycopg.connect(own_db) as conn:  # every data key is wrapped by the new master version
+        assert {r[0] for r in conn.execute("SELECT master_version FROM security_data_keys")} == {2}

@@ -1,13 +1,15 @@
 """Independent checks of the books, in plain SQL over the ledger schema (0001_ledger_base.sql).
 
 These do not trust the engine's own totals: they recompute them from the journal and compare,
-and they check every acknowledged transaction against the journal and the idempotency table.
+and they check every acknowledged transaction against the journal (its kind, accounts and amount)
+and the idempotency table.
 Each function returns a list of problems; empty means the books are right.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -85,26 +87,84 @@ def check_books(url: str) -> list[str]:
     return problems
 
 
+def _minor(amount: str, currency: str) -> int:
+    """An acknowledged decimal amount in minor units (exact: a fractional result is a mismatch)."""
+    from qenex.kernel.currencies import get_currency
+
+    cur = get_currency(currency)
+    scaled = Decimal(amount).scaleb(cur.minor_unit if cur else 2)
+    return int(scaled) if scaled == scaled.to_integral_value() else -1
+
+
+# The journal kind each acknowledged operation must have produced.
+_ACK_KINDS = {"transfer": 0, "batch": 0, "pending": 1, "post": 2, "void": 3}
+
+
 def check_acks(url: str, acks: list[dict[str, Any]]) -> list[str]:
-    """Every acknowledged transaction is in the journal exactly once, and its key maps to it."""
+    """Every acknowledged operation is in the journal exactly once, as what the client was told:
+
+    - no two acknowledgements (other than retries) share a transaction id, so a transaction lost
+      while its id was handed to another request is caught;
+    - each one's journal row has the acknowledged kind, accounts, amount and currency; a post or
+      void references the acknowledged reservation, on its accounts, and a void releases all of it;
+    - a retry got the first answer's id, and every acknowledged key maps to its id.
+    """
     problems: list[str] = []
-    tx_ids = sorted({int(a["tx"]) for a in acks})
-    keyed = {a["key"]: int(a["tx"]) for a in acks if "key" in a}
+    first: dict[int, dict[str, Any]] = {}
+    for ack in acks:
+        if ack["kind"] == "retry":
+            continue
+        tx = int(ack["tx"])
+        if tx in first:
+            problems.append(f"transaction {tx} was acknowledged twice: as {first[tx]} and as {ack}")
+        first.setdefault(tx, ack)
+    wanted = sorted({int(a["tx"]) for a in acks} | {int(a["pending"]) for a in acks if "pending" in a})
+    keyed: dict[str, int] = {}
+    for ack in acks:
+        if "key" in ack and ack["kind"] != "retry":
+            keyed[ack["key"]] = int(ack["tx"])
     with psycopg.connect(url) as conn:
-        counts = dict(
-            conn.execute(
-                "SELECT tx_id, count(*) FROM ledger_journal WHERE tx_id = ANY(%s) AND leg = 0 GROUP BY tx_id",
-                (tx_ids,),
-            ).fetchall()
-        )
+        rows = conn.execute(
+            "SELECT tx_id, leg, kind, debit_account, credit_account, amount_minor, currency::text, ref_tx "
+            "FROM ledger_journal WHERE tx_id = ANY(%s) ORDER BY seq",
+            (wanted,),
+        ).fetchall()
         stored = dict(
             conn.execute(
                 "SELECT key, result_id FROM ledger_idempotency WHERE key = ANY(%s)", (list(keyed),)
             ).fetchall()
         )
-    for tx in tx_ids:
-        if counts.get(tx, 0) != 1:
-            problems.append(f"acknowledged transaction {tx} appears {counts.get(tx, 0)} times in the journal")
+    legs: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        legs.setdefault(row[0], []).append(row)
+    for tx, ack in sorted(first.items()):
+        got = legs.get(tx, [])
+        if sum(1 for g in got if g[1] == 0) != 1:
+            problems.append(f"acknowledged transaction {tx} appears {sum(1 for g in got if g[1] == 0)} times "
+                            "in the journal")
+            continue
+        _, _, kind, debit, credit, amount, currency, ref = got[0]
+        if kind != _ACK_KINDS[ack["kind"]]:
+            problems.append(f"acknowledged {ack['kind']} {tx} is a journal entry of kind {kind}")
+        if ack["kind"] in ("transfer", "batch", "pending"):
+            told = (int(ack["from_account"]), int(ack["to_account"]), _minor(ack["amount"], ack["currency"]),
+                    ack["currency"])
+            if (debit, credit, amount, currency) != told or len(got) != 1:
+                problems.append(f"acknowledged {ack['kind']} {tx} was {told}, the journal holds "
+                                f"{(debit, credit, amount, currency)} in {len(got)} leg(s)")
+            continue
+        reserved = legs.get(int(ack["pending"]), [])
+        if ref != int(ack["pending"]) or not reserved or reserved[0][2] != 1:
+            problems.append(f"acknowledged {ack['kind']} {tx} resolves {ref}, the client was told {ack['pending']}")
+            continue
+        r_debit, r_credit, r_amount = reserved[0][3], reserved[0][4], reserved[0][5]
+        expected = _minor(ack["amount"], currency) if ack["kind"] == "post" else r_amount
+        if (debit, credit) != (r_debit, r_credit) or amount != expected or amount > r_amount:
+            problems.append(f"acknowledged {ack['kind']} {tx} moves {amount} between {debit}/{credit}; "
+                            f"expected {expected} between {r_debit}/{r_credit}")
+    for ack in acks:
+        if ack["kind"] == "retry" and keyed.get(ack["key"], int(ack["tx"])) != int(ack["tx"]):
+            problems.append(f"retry of {ack['key']} was told {ack['tx']}, the first answer was {keyed[ack['key']]}")
     for key, tx in keyed.items():
         if stored.get(key) != tx:
             problems.append(f"idempotency key {key} maps to {stored.get(key)}, client was told {tx}")

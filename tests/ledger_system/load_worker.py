@@ -130,7 +130,9 @@ class Worker:
         results = await self.kernel.process_transactions(items)
         for item, res in zip(items, results, strict=True):
             if res.ok:
-                await self.acks.record(kind="batch", key=item["idempotency_key"], tx=str(res.transaction_id))
+                await self.acks.record(kind="batch", key=item["idempotency_key"], tx=str(res.transaction_id),
+                                       from_account=item["from_account"], to_account=item["to_account"],
+                                       amount=item["amount"], currency=item["currency"])
             elif getattr(res.error, "code", None) in EXPECTED_REJECTIONS:
                 self.rejected += 1
             else:

@@ -97,16 +97,20 @@ class PrivatePostgres:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, user=self.user,
                                          start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"PostgreSQL did not start: {self.log.read_text()[-2000:]}")
-            try:
-                with psycopg.connect(self.url, connect_timeout=2):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"PostgreSQL did not start: {self.log.read_text()[-2000:]}")
+                try:
+                    with psycopg.connect(self.url, connect_timeout=2):
+                        return
+                except psycopg.OperationalError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        except BaseException:
+            self.kill()  # never leave a half-started server behind
+            raise
 
     def kill(self) -> None:
         """SIGKILL the postmaster and every process it started, at once: as if the machine died
@@ -146,7 +150,11 @@ class PrivatePostgres:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PrivatePostgres:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -137,3 +137,33 @@ def test_long_journal_is_verified_in_a_bounded_window(fresh_db_url):
         "DELETE FROM ledger_journal WHERE seq = 380",
     )
     assert _kinds_at(fresh_db_url) == {150: "modified", 300: "reordered", 301: "reordered", 380: "deleted"}
+
+
+def test_the_kernel_runs_as_a_role_that_cannot_rewrite_the_journal(ledger_with_entries):
+    """Even connected as a superuser, the kernel's connections switch to qenex_runtime: it appends
+    to the journal but cannot update, delete, truncate it or switch its triggers off."""
+
+    async def body(k: FinancialKernel) -> None:
+        async with k._require_pool().connection() as conn:
+            row = await (await conn.execute("SELECT current_user, session_user")).fetchone()
+            assert row[0] == "qenex_runtime" and row[1] != "qenex_runtime"
+            for sql in ("UPDATE ledger_journal SET amount_minor = 1 WHERE seq = 3",
+                        "DELETE FROM ledger_journal WHERE seq = 3",
+                        "TRUNCATE ledger_journal",
+                        "ALTER TABLE ledger_journal DISABLE TRIGGER USER",
+                        "UPDATE ledger_accounts SET currency = 'EUR' WHERE id = 1",
+                        "UPDATE ledger_head SET id = 2",
+                        "DELETE FROM ledger_idempotency",
+                        "DELETE FROM ledger_reversals"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+                    await conn.execute(sql)
+                assert "permission denied" in str(info.value) or "must be owner" in str(info.value)
+        writer = await k._writer_connection()
+        assert (await (await writer.execute("SELECT current_user")).fetchone())[0] == "qenex_runtime"
+        # ... while everything the kernel does still works under it.
+        a = await k.create_account(owner_id="role", currency="USD", initial_balance="5.00")
+        await k.freeze_account(a.id, idempotency_key="role-freeze")
+        assert (await k.get_account(a.id)).status == "frozen"
+
+    run_kernel(ledger_with_entries, body)
+    assert verify_journal(ledger_with_entries).ok and check_invariants(ledger_with_entries) == []

@@ -237,7 +237,11 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{RUNTIME_ROLE}') THEN
         IF pg_has_role(session_user, '{RUNTIME_ROLE}', 'MEMBER')
            AND has_table_privilege('{RUNTIME_ROLE}', 'ledger_journal', 'INSERT') THEN
-            SET ROLE {RUNTIME_ROLE};
+            BEGIN
+                SET ROLE {RUNTIME_ROLE};
+            EXCEPTION WHEN insufficient_privilege THEN
+                NULL;  -- a membership without the SET option (PostgreSQL 16+): keep the session user
+            END;
         END IF;
     END IF;
 END

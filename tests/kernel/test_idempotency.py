@@ -309,3 +309,23 @@ def test_concurrent_retries_of_a_rejected_request_agree(kx):
         assert set(await asyncio.gather(*(attempt() for _ in range(20)))) == {"insufficient_funds"}
 
     kx(body)
+
+
+def test_rejections_replay_through_the_key_prefetch_of_a_very_large_batch(kx):
+    """From PREFETCH_ITEMS_MIN items on, keys are looked up before the lock: stored rejections too."""
+    from qenex.sdk.kernel import PREFETCH_ITEMS_MIN
+
+    async def body(k: FinancialKernel):
+        a, b = await _accounts(k, "0.50", "0")
+        keys = [_key("prefetch") for _ in range(PREFETCH_ITEMS_MIN)]
+        items = [_t(a, b, "0.01", idempotency_key=key) for key in keys]
+        first = await k.process_transactions(items)
+        assert sum(r.ok for r in first) == 50  # then insufficient_funds, remembered
+        await k.process_transaction("DEPOSIT", to_account=a, amount="100.00", currency="USD")
+        again = await k.process_transactions(items)
+        assert [(r.transaction_id, r.error and r.error.code) for r in again] == [
+            (r.transaction_id, r.error and r.error.code) for r in first]
+        assert all(r.replayed for r in again)
+        assert await _balances(k, a) == [D("100.00")]
+
+    kx(body)

@@ -161,3 +161,21 @@ def admin_key(api_db_url: str) -> str:
 def client(server: ApiServer, admin_key: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers=auth(admin_key), timeout=30) as c:
         yield c
+
+
+# Ledger mutations reach the audit trail through the outbox relay, a moment after the response.
+AUDIT_RELAY_WAIT_S = 15.0
+
+
+def await_audit(server: ApiServer, auditor: str, match: Any, **params: str) -> list[dict[str, Any]]:
+    """The audit events matching ``params`` once ``match(events)`` holds (polled until
+    AUDIT_RELAY_WAIT_S); the last events seen otherwise, for the caller's assertion to show."""
+    deadline = time.monotonic() + AUDIT_RELAY_WAIT_S
+    while True:
+        response = httpx.get(server.url + "/api/v1/audit/events", params=params | {"limit": "1000"},
+                             headers=auth(auditor), timeout=30)
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()["items"]
+        if match(events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.1)

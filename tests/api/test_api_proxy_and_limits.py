@@ -17,7 +17,7 @@ from qenex.config import Settings
 from qenex.security import operators, totp
 from qenex.security._common import utcnow
 
-from .conftest import ApiServer, auth, make_key, start_server
+from .conftest import ApiServer, auth, await_audit, make_key, start_server
 from .test_api_basics import open_account
 
 CHECKPOINT_WAIT_S = 20.0
@@ -55,7 +55,8 @@ def test_forwarded_for_is_honoured_from_an_allowed_proxy(proxy_server: ApiServer
     created = httpx.post(proxy_server.url + "/api/v1/accounts", json={"owner_id": owner},
                          headers=auth(key) | client, timeout=30)
     assert created.status_code == 201, created.text
-    events = audit_events(proxy_server, make_key(api_db_url, "auditor"), action="account.create")
+    events = await_audit(proxy_server, make_key(api_db_url, "auditor"),
+                         lambda evs: any(e["resource"] == f"owner:{owner}" for e in evs), action="account.create")
     mine = [e for e in events if e["resource"] == f"owner:{owner}"]
     assert [e["source_ip"] for e in mine] == ["203.0.113.77"]
 
@@ -66,7 +67,8 @@ def test_forwarded_for_is_ignored_by_default(server: ApiServer, api_db_url: str)
     created = httpx.post(server.url + "/api/v1/accounts", json={"owner_id": owner},
                          headers=auth(key) | {"X-Forwarded-For": "203.0.113.78"}, timeout=30)
     assert created.status_code == 201, created.text
-    events = audit_events(server, make_key(api_db_url, "auditor"), action="account.create")
+    events = await_audit(server, make_key(api_db_url, "auditor"),
+                         lambda evs: any(e["resource"] == f"owner:{owner}" for e in evs), action="account.create")
     assert [e["source_ip"] for e in events if e["resource"] == f"owner:{owner}"] == ["127.0.0.1"]
 
 

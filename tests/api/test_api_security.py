@@ -17,7 +17,7 @@ from qenex.config import Settings
 from qenex.security import operators, tokens, totp
 from qenex.security._common import utcnow
 
-from .conftest import ApiServer, auth, make_key, start_server
+from .conftest import ApiServer, auth, await_audit, make_key, start_server
 from .test_api_basics import open_account
 
 PROBLEM = "application/problem+json"
@@ -157,7 +157,8 @@ def test_mutations_are_audited(server: ApiServer, api_db_url: str, client: httpx
                                               "amount": "9.00", "currency": "USD"})
     auditor = make_key(api_db_url, "auditor")
     key_id = admin_key.split("_")[1]
-    events = get(server, f"/api/v1/audit/events?actor=key:{key_id}&limit=1000", auditor).json()["items"]
+    events = await_audit(server, auditor, lambda evs: {("account.create", "success"), ("transaction.create", "failure")}
+                         <= {(e["action"], e["outcome"]) for e in evs}, actor=f"key:{key_id}")
     actions = {(e["action"], e["outcome"]) for e in events}
     assert ("account.create", "success") in actions
     assert ("transaction.create", "failure") in actions  # insufficient funds, still recorded

@@ -234,3 +234,36 @@ def test_account_status_and_limits_through_the_cli(ledger_url, two_accounts):
     r = run_cli("transfer", "--from", a, "--to", str(empty["id"]), "--amount", "0.01", "--currency", "USD",
                 url=ledger_url)  # fmt: skip
     assert_one_line_error(r, code=1, contains="account_closed")
+
+
+def test_cli_mutations_reach_the_audit_trail_through_the_outbox(ledger_url, two_accounts):
+    """Each CLI mutation commits its audit note with it and relays it before exiting; a failed
+    one that the ledger decided is recorded as a failure with its code."""
+    from qenex.security.audit import query_events
+
+    a, b = two_accounts
+    tx = ok_json("transfer", "--from", a, "--to", b, "--amount", "1.25", "--currency", "USD", url=ledger_url)
+    r = run_cli("transfer", "--from", a, "--to", b, "--amount", "100000.00", "--currency", "USD", url=ledger_url)
+    assert r.returncode == 1
+    with psycopg.connect(ledger_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger_outbox").fetchone() == (0,)
+        events = [e for e in query_events(conn, action="transaction.create", limit=1000)
+                  if e.resource == f"account:{a}"]
+    assert events[-2].outcome == "success" and events[-2].details["id"] == tx["id"]
+    assert events[-1].outcome == "failure" and events[-1].details["code"] == "insufficient_funds"
+    assert all(e.actor.startswith("cli:") for e in events[-2:])
+    checks = {c["name"]: c for c in ok_json("audit", "verify", url=ledger_url)["checks"]}
+    assert checks["audit outbox"]["ok"] is True
+
+
+def test_audit_verify_fails_on_a_stale_outbox(fresh_db_url):
+    """Notes of committed mutations that no relay moved for longer than the unsigned window mean
+    mutations missing from the audit trail: verify says so and exits 1."""
+    ok_json("db", "migrate", url=fresh_db_url)
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO ledger_outbox (created_at, payload) "
+                     "VALUES (now() - interval '2 hours', '{}')")
+    r = run_cli("audit", "verify", "--json", url=fresh_db_url)
+    assert r.returncode == 1, r.stdout
+    checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert checks["audit outbox"]["ok"] is False and "relay" in checks["audit outbox"]["problems"][0]

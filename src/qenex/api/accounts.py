@@ -22,6 +22,7 @@ from qenex.api.schemas import (
     BalanceOut,
     StatementOut,
 )
+from qenex.sdk.kernel import AuditNote
 from qenex.security import rbac
 
 CURSOR_CHARS_MAX: Final = 20
@@ -54,12 +55,12 @@ def accounts_router(prefix: str = "") -> APIRouter:
             metadata = await sensitive.seal(ctx.envelope, body.metadata, sensitive.ACCOUNTS_TABLE,
                                             sensitive.account_binding(body.owner_id))
 
-            async def work() -> Any:
+            async def work(note: AuditNote) -> Any:
                 with ledger_span("create_account", **{"qenex.account.type": body.account_type,
                                                       "qenex.currency": body.currency.upper()}):
                     return await ctx.kernel.create_account(
                         body.owner_id, body.account_type, body.currency.upper(), body.initial_balance,
-                        overdraft_limit=body.overdraft_limit, metadata=metadata, idempotency_key=key)
+                        overdraft_limit=body.overdraft_limit, metadata=metadata, idempotency_key=key, audit=note)
 
             account = await audited(request, principal, "account.create", f"owner:{body.owner_id}", work,
                                     {"currency": body.currency.upper(), "account_type": body.account_type})

@@ -10,6 +10,12 @@ The writer also signs the trail on a timer: every ``checkpoint_interval_s`` (the
 ``security.audit_checkpoint_seconds``) it makes an ML-DSA checkpoint when records were added since
 the last one, whoever added them (this process, another worker, the security service or the CLI),
 so no record stays unsigned for long (`qenex audit verify` fails when one does).
+
+Ledger mutations are not recorded here directly: the API hands the kernel an ``AuditNote``,
+which the kernel writes to the ledger outbox in the mutation's own transaction. The writer's
+relay task moves outbox notes into the audit log (`qenex.security.outbox`), woken by ``poke()``
+after each mutation and every ``OUTBOX_POLL_INTERVAL_S`` for notes other processes left, so a
+mutation can never commit without its audit record following.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from qenex.security import audit as A
+from qenex.security import outbox
 from qenex.security.audit import AuditEvent
 
 log = logging.getLogger("qenex.api.audit")
 
 AUDIT_BATCH_RECORDS_MAX: Final = 1_000
 AUDIT_QUEUE_RECORDS_MAX: Final = 100_000
+# How often the relay looks at the outbox when nobody pokes it (notes of other processes, retries).
+OUTBOX_POLL_INTERVAL_S: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -48,18 +57,61 @@ class AuditWriter:
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(AUDIT_QUEUE_RECORDS_MAX)
         self._task: asyncio.Task[None] | None = None
+        self._relay_conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._relay_wake = asyncio.Event()
+        self._relay_stopping = False
+        self.relayed = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="qenex-api-audit-writer")
+        self._relay_task = asyncio.create_task(self._relay_loop(), name="qenex-api-outbox-relay")
 
     async def stop(self) -> None:
+        if self._relay_task is not None:
+            self._relay_stopping = True
+            self._relay_wake.set()
+            await self._relay_task  # its last round drains what this process's requests left
+            self._relay_task = None
         if self._task is not None:
             await self._queue.put(None)
             await self._task
             self._task = None
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._relay_conn):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._relay_conn = None
+
+    def poke(self) -> None:
+        """A ledger mutation left an outbox note: relay it soon."""
+        self._relay_wake.set()
+
+    async def flush_outbox(self) -> int:
+        """Relay every outbox note now (tests, shutdown); returns how many moved."""
+        return await self._relay_round()
+
+    async def _relay_round(self) -> int:
+        try:
+            if self._relay_conn is None or self._relay_conn.closed or self._relay_conn.broken:
+                self._relay_conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=False)
+            moved = await outbox.drain(self._relay_conn)
+        except Exception as exc:  # noqa: BLE001 - the notes stay in the outbox; the next round retries
+            with contextlib.suppress(Exception):
+                if self._relay_conn is not None and not self._relay_conn.closed:
+                    await self._relay_conn.rollback()
+            log.warning("outbox relay round failed: %s", getattr(exc, "code", exc.__class__.__name__))
+            return 0
+        self.relayed += moved
+        return moved
+
+    async def _relay_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._relay_wake.wait(), OUTBOX_POLL_INTERVAL_S)
+            self._relay_wake.clear()
+            await self._relay_round()
+            if self._relay_stopping:
+                return
 
     async def record(self, event: AuditEvent) -> None:
         if self._task is None:

@@ -26,11 +26,12 @@ from qenex.config import Settings
 from qenex.errors import QenexError
 from qenex.kernel.errors import ACCOUNT_NOT_FOUND, TRANSACTION_NOT_FOUND
 from qenex.observability import tracing
-from qenex.sdk.kernel import FinancialKernel
+from qenex.sdk.kernel import AuditNote, FinancialKernel
 from qenex.sdk.views import Account, Transaction
 from qenex.security import rbac
 from qenex.security.envelope import Envelope
 from qenex.security.fastapi_deps import bearer_scheme, client_ip, security_service
+from qenex.security.outbox import note_record
 from qenex.security.service import SecurityService
 
 T = TypeVar("T")
@@ -59,16 +60,26 @@ def context(request: Request) -> ApiContext:
 
 
 async def audited(request: Request, principal: rbac.Principal, action: str, resource: str,
-                  work: Callable[[], Awaitable[T]], details: dict[str, Any] | None = None) -> T:
-    """Run a mutation and record it (success or the rejection's code) in the audit trail."""
+                  work: Callable[[AuditNote], Awaitable[T]], details: dict[str, Any] | None = None) -> T:
+    """Run a ledger mutation with an audit note. The kernel writes the note to its outbox in the
+    mutation's own transaction (success or the rejection's code), and the audit writer's relay
+    appends it to the trail. Only a call that never reached the ledger (refused before it, or a
+    database failure) is recorded here directly, as a failure."""
     ctx = context(request)
+    note = AuditNote(note_record(principal.actor, action, resource, client_ip(request), details))
     try:
-        result = await work()
+        result = await work(note)
     except QenexError as exc:
-        await ctx.audit.record(mutation_event(principal.actor, action, resource, "failure", client_ip(request),
-                                              (details or {}) | {"code": exc.code}))
+        if not note.written:
+            await ctx.audit.record(mutation_event(principal.actor, action, resource, "failure", client_ip(request),
+                                                  (details or {}) | {"code": exc.code}))
         raise
-    await ctx.audit.record(mutation_event(principal.actor, action, resource, "success", client_ip(request), details))
+    finally:
+        if note.written:
+            ctx.audit.poke()
+    if not note.written:  # the kernel always writes a committed call's note; never leave one unaudited
+        await ctx.audit.record(mutation_event(principal.actor, action, resource, "success", client_ip(request),
+                                              details))
     return result
 
 

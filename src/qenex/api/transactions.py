@@ -41,6 +41,7 @@ from qenex.api.schemas import (
 )
 from qenex.kernel.errors import INVALID_REQUEST, LedgerError
 from qenex.kernel.money import format_minor, to_minor
+from qenex.sdk.kernel import AuditNote
 from qenex.security import rbac
 from qenex.security.errors import FORBIDDEN, SecurityError
 from qenex.security.fastapi_deps import client_ip
@@ -183,21 +184,23 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
     ctx = context(request)
     await visible_transaction(request, ctx, principal, transaction_id)
 
-    async def work_for(key: str | None) -> int:
+    async def work_for(key: str | None, note: AuditNote) -> int:
         meta = await sensitive.seal(ctx.envelope, payload.metadata, sensitive.TRANSACTIONS_TABLE,
                                     sensitive.TRANSACTION_BINDING)
         operation = {"post": "post_pending", "void": "void_pending"}.get(name, "reverse_transaction")
         with ledger_span(operation, **{"qenex.transaction.id": transaction_id}):
             if isinstance(payload, PostPendingIn):
                 return int(await ctx.kernel.post_pending(transaction_id, payload.amount, metadata=meta,
-                                                         idempotency_key=key))
+                                                         idempotency_key=key, audit=note))
             if name == "void":
-                return int(await ctx.kernel.void_pending(transaction_id, metadata=meta, idempotency_key=key))
-            return int(await ctx.kernel.reverse_transaction(transaction_id, metadata=meta, idempotency_key=key))
+                return int(await ctx.kernel.void_pending(transaction_id, metadata=meta, idempotency_key=key,
+                                                         audit=note))
+            return int(await ctx.kernel.reverse_transaction(transaction_id, metadata=meta, idempotency_key=key,
+                                                            audit=note))
 
     async def run(key: str | None) -> Response:
         new_id = await audited(request, principal, f"transaction.{name}", f"transaction:{transaction_id}",
-                               lambda: work_for(key))
+                               lambda note: work_for(key, note))
         with ledger_span("get_transaction", **{"qenex.transaction.id": new_id}):
             tx = await ctx.kernel.get_transaction(new_id)
         if tx is None:
@@ -224,11 +227,11 @@ def transactions_router(prefix: str = "") -> APIRouter:
         async def run(key: str | None) -> Response:
             item = await _sealed(ctx, _item(body, key or _own_key(principal, body.idempotency_key)))
 
-            async def work() -> Any:
+            async def work(note: AuditNote) -> Any:
                 start = time.perf_counter()
                 with ledger_span("process_transactions", **{"qenex.batch.items": 1,
                                                             "qenex.transaction.type": body.type}):
-                    result = (await ctx.kernel.process_transactions([item]))[0]
+                    result = (await ctx.kernel.process_transactions([item], audit=note))[0]
                 observe_batch([item], [result], time.perf_counter() - start)
                 if result.error is not None:
                     raise result.error
@@ -258,10 +261,10 @@ def transactions_router(prefix: str = "") -> APIRouter:
                      await _sealed(ctx, _item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key)))
                      for i, tx in enumerate(parsed)]
 
-            async def work() -> Any:
+            async def work(note: AuditNote) -> Any:
                 start = time.perf_counter()
                 with ledger_span("process_transactions", **{"qenex.batch.items": len(items)}):
-                    results = await ctx.kernel.process_transactions(items)
+                    results = await ctx.kernel.process_transactions(items, audit=note)
                 observe_batch(items, results, time.perf_counter() - start)
                 return results
 

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import importlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime
@@ -74,15 +75,47 @@ def run_db(fn: Callable[[], T]) -> T:
         raise _db_error(exc) from None
 
 
+def cli_note(action: str, resource: str, details: Mapping[str, Any] | None = None) -> Any:
+    """The audit note of a ledger mutation made from the command line (actor ``cli:<os user>``):
+    the kernel writes it to its outbox in the mutation's transaction; ``run_kernel`` relays it."""
+    import getpass
+
+    from qenex.sdk.kernel import AuditNote
+    from qenex.security.outbox import note_record
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. a container)
+        user = str(os.getuid())
+    return AuditNote(note_record(f"cli:{user}"[:200], action, resource, None, details))
+
+
+def _relay_outbox(conninfo: str) -> None:
+    """Move the notes this command left into the audit trail now. Best effort: what fails stays
+    in the outbox for the next relay (an API server relays continuously)."""
+    import psycopg
+
+    from qenex.security import outbox
+
+    try:
+        outbox.drain_sync(conninfo)
+    except (psycopg.Error, QenexError) as exc:
+        typer.echo(f"qenex: note: audit records wait in the outbox ({getattr(exc, 'code', exc.__class__.__name__)})",
+                   err=True)
+
+
 def run_kernel(config: str | None, body: Callable[[Any], Awaitable[T]]) -> T:
-    """Start a FinancialKernel from the settings, run ``body(kernel)``, always shut it down."""
+    """Start a FinancialKernel from the settings, run ``body(kernel)``, always shut it down,
+    then relay the audit notes the command's mutations left in the ledger outbox."""
     settings_for(config)  # fail fast on a bad config before touching the database
+    conninfo: list[str] = []
 
     async def _main() -> T:
         from qenex.sdk.kernel import FinancialKernel
 
         kernel = FinancialKernel(config)
         await kernel.initialize()
+        conninfo.append(kernel.conninfo)
         try:
             return await body(kernel)
         finally:
@@ -94,6 +127,9 @@ def run_kernel(config: str | None, body: Callable[[Any], Awaitable[T]]) -> T:
         return asyncio.run(_main())
     except psycopg.Error as exc:
         raise _db_error(exc) from None
+    finally:
+        if conninfo:
+            _relay_outbox(conninfo[0])
 
 
 def plain(value: Any) -> Any:

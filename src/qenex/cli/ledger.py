@@ -19,6 +19,7 @@ from qenex.cli._ledger_common import (
     CliError,
     ConfigOption,
     JsonOption,
+    cli_note,
     database_url_for,
     parse_json_object,
     plain,
@@ -137,7 +138,8 @@ def account_create_cmd(
         kwargs["idempotency_key"] = _text(idempotency_key, "--idempotency-key")
 
     async def body(kernel: Any) -> Any:
-        acct = await kernel.create_account(**kwargs)
+        acct = await kernel.create_account(**kwargs, audit=cli_note("account.create", f"owner:{kwargs['owner_id']}",
+                                                                    {"currency": cur}))
         return await kernel.get_account(acct.id)
 
     _show_account(run_kernel(config, body), as_json)
@@ -232,7 +234,8 @@ def account_freeze_cmd(account_id: str, idempotency_key: AdminKeyOption = None, 
                        as_json: JsonOption = False) -> None:
     """Freeze an account: every posting to or from it is rejected (account_frozen)."""
     key = _text(idempotency_key, "--idempotency-key")
-    _account_admin(config, as_json, account_id, lambda k: k.freeze_account(account_id, idempotency_key=key))
+    _account_admin(config, as_json, account_id, lambda k: k.freeze_account(
+        account_id, idempotency_key=key, audit=cli_note("account.freeze", f"account:{account_id}")))
 
 
 @account_app.command("unfreeze")
@@ -240,7 +243,8 @@ def account_unfreeze_cmd(account_id: str, idempotency_key: AdminKeyOption = None
                          as_json: JsonOption = False) -> None:
     """Make a frozen account active again."""
     key = _text(idempotency_key, "--idempotency-key")
-    _account_admin(config, as_json, account_id, lambda k: k.unfreeze_account(account_id, idempotency_key=key))
+    _account_admin(config, as_json, account_id, lambda k: k.unfreeze_account(
+        account_id, idempotency_key=key, audit=cli_note("account.unfreeze", f"account:{account_id}")))
 
 
 @account_app.command("close")
@@ -248,7 +252,8 @@ def account_close_cmd(account_id: str, idempotency_key: AdminKeyOption = None, c
                       as_json: JsonOption = False) -> None:
     """Close an account with a zero balance and no open reservation."""
     key = _text(idempotency_key, "--idempotency-key")
-    _account_admin(config, as_json, account_id, lambda k: k.close_account(account_id, idempotency_key=key))
+    _account_admin(config, as_json, account_id, lambda k: k.close_account(
+        account_id, idempotency_key=key, audit=cli_note("account.close", f"account:{account_id}")))
 
 
 @account_app.command("set-limit")
@@ -265,7 +270,8 @@ def account_set_limit_cmd(
     value = parse_decimal(overdraft)  # precision is checked against the account's currency by the kernel
     key = _text(idempotency_key, "--idempotency-key")
     _account_admin(config, as_json, account_id,
-                   lambda k: k.set_overdraft_limit(account_id, value, idempotency_key=key))
+                   lambda k: k.set_overdraft_limit(account_id, value, idempotency_key=key,
+                                                   audit=cli_note("account.set_limit", f"account:{account_id}")))
 
 
 def _page(page: list[Any], limit: int) -> tuple[list[Any], str | None]:
@@ -313,7 +319,9 @@ def transfer_cmd(
     async def body(kernel: Any) -> Any:
         from qenex import TransactionType
 
-        tx_id = await kernel.process_transaction(TransactionType.TRANSFER, **kwargs)
+        note = cli_note("transaction.create", f"account:{from_account}", {"type": "TRANSFER", "amount": str(value),
+                                                                            "currency": cur})
+        tx_id = await kernel.process_transaction(TransactionType.TRANSFER, **kwargs, audit=note)
         return await kernel.get_transaction(tx_id)
 
     _show_transaction(run_kernel(config, body), as_json)
@@ -368,7 +376,8 @@ def tx_post_cmd(
         if amount is not None:
             pending = await kernel.get_transaction(pending_id)
             value = _amount(amount, pending.currency) if pending is not None else amount
-        return await kernel.post_pending(pending_id, amount=value, idempotency_key=key)
+        return await kernel.post_pending(pending_id, amount=value, idempotency_key=key,
+                                         audit=cli_note("transaction.post", f"transaction:{pending_id}"))
 
     _tx_then_show(config, as_json, action)
 
@@ -380,7 +389,8 @@ def tx_void_cmd(
     """Release a pending reservation."""
     _text(pending_id, "PENDING_ID")
     key = _text(idempotency_key, "--idempotency-key")
-    _tx_then_show(config, as_json, lambda kernel: kernel.void_pending(pending_id, idempotency_key=key))
+    _tx_then_show(config, as_json, lambda kernel: kernel.void_pending(
+        pending_id, idempotency_key=key, audit=cli_note("transaction.void", f"transaction:{pending_id}")))
 
 
 @tx_app.command("reverse")
@@ -390,7 +400,8 @@ def tx_reverse_cmd(
     """Reverse a posted transaction with a compensating entry."""
     _text(transaction_id, "TRANSACTION_ID")
     key = _text(idempotency_key, "--idempotency-key")
-    _tx_then_show(config, as_json, lambda kernel: kernel.reverse_transaction(transaction_id, idempotency_key=key))
+    _tx_then_show(config, as_json, lambda kernel: kernel.reverse_transaction(
+        transaction_id, idempotency_key=key, audit=cli_note("transaction.reverse", f"transaction:{transaction_id}")))
 
 
 def _transaction_fields(tx: dict[str, Any]) -> dict[str, Any]:
@@ -470,7 +481,7 @@ def audit_verify_cmd(config: ConfigOption = None, as_json: JsonOption = False) -
     or when a balance, reservation, reversal or the chain head disagrees with the journal.
     """
     url = database_url_for(config)
-    checks = [_journal_check(url), _invariants_check(url), _security_audit_check(url)]
+    checks = [_journal_check(url), _invariants_check(url), _security_audit_check(url), _outbox_check(url)]
     intact = all(c["ok"] is not False for c in checks)
     if as_json:
         print_json({"ok": intact, "checks": checks})
@@ -532,6 +543,29 @@ def _invariants_check(url: str) -> dict[str, Any]:
     details = "balances, reservations, reversals and chain head agree with the journal" if not problems else (
         f"{len(problems)} problem(s)")
     return {"name": "ledger invariants", "ok": not problems, "details": details, "problems": problems}
+
+
+def _outbox_check(url: str) -> dict[str, Any]:
+    """Audit notes of committed mutations still waiting for the relay: fine while fresh, a
+    failure once the oldest is older than the audit log's unsigned window (no relay running)."""
+    import psycopg
+
+    from qenex.security.audit import unsigned_window_s
+    from qenex.security.outbox import outbox_backlog
+
+    def backlog() -> Any:
+        with psycopg.connect(url) as conn:
+            return outbox_backlog(conn)
+
+    name = "audit outbox"
+    found = run_db(backlog)
+    if found.rows == 0:
+        return {"name": name, "ok": True, "details": "every mutation's note is in the audit log", "problems": []}
+    window = unsigned_window_s()
+    details = f"{found.rows} note(s) wait for the relay, oldest {found.oldest_age_s:.0f} s"
+    stale = found.oldest_age_s is not None and found.oldest_age_s > window
+    problems = [f"notes older than {window:.0f} s are not in the audit log (is a relay running?)"] if stale else []
+    return {"name": name, "ok": not stale, "details": details, "problems": problems}
 
 
 def _security_audit_check(url: str) -> dict[str, Any]:

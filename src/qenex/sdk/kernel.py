@@ -43,7 +43,7 @@ from qenex.config import Settings, load_settings
 from qenex.kernel import errors as E
 from qenex.kernel.currencies import CURRENCIES, get_currency
 from qenex.kernel.engine import BATCH_ITEMS_MAX, ItemResult
-from qenex.kernel.errors import LedgerError
+from qenex.kernel.errors import LedgerError, check
 from qenex.kernel.model import (
     CUSTOMER_TYPES,
     DEBIT_NORMAL_TYPES,
@@ -98,10 +98,24 @@ _PENDING_STATUS: Final = {0: "pending", 1: "posted", 2: "voided", 3: "expired"}
 
 
 @dataclass(slots=True)
+class AuditNote:
+    """A record the caller attaches to one mutation call (for the API: who, what, from where).
+
+    The kernel writes it to the ledger outbox (``ledger_outbox``) with the call's outcome, in the
+    same database transaction as the mutation, and sets ``written`` once that transaction has
+    committed. A relay (``qenex.security.outbox``) then appends it to the audit trail. ``record``
+    must be JSON-serialisable; the kernel does not interpret it."""
+
+    record: Mapping[str, Any]
+    written: bool = False
+
+
+@dataclass(slots=True)
 class _Job:
     commands: list[Command]
     future: asyncio.Future[list[ItemResult]]
     known: S.KnownKeys | None = None  # idempotency keys looked up before the lock
+    note: AuditNote | None = None
 
 
 def _merge_known(jobs: list[_Job]) -> S.KnownKeys | None:
@@ -350,9 +364,14 @@ class FinancialKernel:
                 total += len(job.commands)
                 if job.commands:
                     ends.append(total)
+        outbox, total = [], 0
+        for job in jobs:
+            if job.note is not None:
+                outbox.append((total, total + len(job.commands), job.note.record))
+            total += len(job.commands)
         try:
             conn = await self._writer_connection()
-            results = await S.run_batch(conn, commands, _merge_known(jobs), ends or None)
+            results = await S.run_batch(conn, commands, _merge_known(jobs), ends or None, outbox or None)
         except Exception as exc:  # noqa: BLE001 - the writer must survive; every waiting caller gets the error
             if len(jobs) > 1 and not isinstance(exc, psycopg.OperationalError):
                 for job in jobs:  # one caller's bad input must not fail the others: retry each alone
@@ -365,15 +384,18 @@ class FinancialKernel:
         start = 0
         for job in jobs:
             end = start + len(job.commands)
+            if job.note is not None:
+                job.note.written = True
             if not job.future.done():
                 job.future.set_result(results[start:end])
             start = end
 
-    async def _submit(self, commands: list[Command], known: S.KnownKeys | None = None) -> list[ItemResult]:
+    async def _submit(self, commands: list[Command], known: S.KnownKeys | None = None,
+                      note: AuditNote | None = None) -> list[ItemResult]:
         if self._writer_task is None:
             raise LedgerError(E.INVALID_REQUEST, "the kernel is not initialised; call initialize() first")
         future: asyncio.Future[list[ItemResult]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(commands, future, known))
+        await self._queue.put(_Job(commands, future, known, note))
         return await future
 
     async def _sweeper_loop(self) -> None:
@@ -590,20 +612,22 @@ class FinancialKernel:
         timeout_seconds: int | None = None,
         rate: Decimal | str | None = None,
         original_transaction_id: int | None = None,
+        audit: AuditNote | None = None,
     ) -> int:
         """Post one transaction; returns its id or raises LedgerError (``.code``)."""
         item = {"type": transaction_type, "from_account": from_account, "to_account": to_account,
                 "amount": amount, "currency": currency, "metadata": metadata, "idempotency_key": idempotency_key,
                 "pending": pending, "timeout_seconds": timeout_seconds, "rate": rate,
                 "original_transaction_id": original_transaction_id}
-        result = (await self.process_transactions([item]))[0]
+        result = (await self.process_transactions([item], audit=audit))[0]
         if result.error is not None:
             raise result.error
         if result.transaction_id is None:
             raise LedgerError(E.INVALID_REQUEST, "transaction produced no id")
         return result.transaction_id
 
-    async def process_transactions(self, items: Sequence[Mapping[str, Any]]) -> list[TransactionResult]:
+    async def process_transactions(self, items: Sequence[Mapping[str, Any]], *,
+                                   audit: AuditNote | None = None) -> list[TransactionResult]:
         """Many transactions in one database transaction; one result per item, in order.
 
         Items are independent unless ``linked``: an item with ``linked: True`` is chained to the
@@ -620,10 +644,10 @@ class FinancialKernel:
         if not items:
             return []
         commands, known = await self._prepare_prefetching(items)
-        return [self._result(r) for r in await self._submit(commands, known)]
+        return [self._result(r) for r in await self._submit(commands, known, audit)]
 
-    async def _one(self, command: Command) -> int:
-        result = (await self._submit([command]))[0]
+    async def _one(self, command: Command, note: AuditNote | None = None) -> int:
+        result = (await self._submit([command], None, note))[0]
         if result.error is not None:
             raise result.error
         if result.result_id is None:
@@ -631,7 +655,8 @@ class FinancialKernel:
         return result.result_id
 
     async def post_pending(self, pending_id: int, amount: Decimal | str | int | None = None, *,
-                           metadata: Mapping[str, Any] | None = None, idempotency_key: str | None = None) -> int:
+                           metadata: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
+                           audit: AuditNote | None = None) -> int:
         """Post a reservation in full (amount None) or in part; returns the posting transaction id.
 
         For idempotency, "post in full" (amount None) and an explicit amount are different
@@ -647,21 +672,21 @@ class FinancialKernel:
             minor = to_minor(amount, tx.currency)
         meta = _metadata_text(metadata)
         key = _key(idempotency_key)
-        return await self._one(PostPending(pid, minor, meta, key, _digest("post", pid, minor, meta)))
+        return await self._one(PostPending(pid, minor, meta, key, _digest("post", pid, minor, meta)), audit)
 
     async def void_pending(self, pending_id: int, *, metadata: Mapping[str, Any] | None = None,
-                           idempotency_key: str | None = None) -> int:
+                           idempotency_key: str | None = None, audit: AuditNote | None = None) -> int:
         """Release a reservation; returns the void record's transaction id."""
         pid = _account_id(pending_id, "pending_id")
         meta = _metadata_text(metadata)
-        return await self._one(VoidPending(pid, meta, _key(idempotency_key), _digest("void", pid, meta)))
+        return await self._one(VoidPending(pid, meta, _key(idempotency_key), _digest("void", pid, meta)), audit)
 
     async def reverse_transaction(self, transaction_id: int, *, metadata: Mapping[str, Any] | None = None,
-                                  idempotency_key: str | None = None) -> int:
+                                  idempotency_key: str | None = None, audit: AuditNote | None = None) -> int:
         """A compensating entry for a posted transaction; returns the reversal's id."""
         tid = _account_id(transaction_id, "transaction_id")
         meta = _metadata_text(metadata)
-        return await self._one(Reverse(tid, meta, _key(idempotency_key), _digest("reverse", tid, meta)))
+        return await self._one(Reverse(tid, meta, _key(idempotency_key), _digest("reverse", tid, meta)), audit)
 
     # ---- accounts ------------------------------------------------------------------------------
     async def create_account(
@@ -674,6 +699,7 @@ class FinancialKernel:
         overdraft_limit: Decimal | str | int | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        audit: AuditNote | None = None,
     ) -> Account:
         """Open an account; a positive initial balance is posted as a DEPOSIT in the same transaction."""
         if not isinstance(owner_id, str) or not 1 <= len(owner_id) <= OWNER_ID_CHARS_MAX or "\x00" in owner_id:
@@ -694,31 +720,40 @@ class FinancialKernel:
         digest = _digest("account", owner_id, acct_type.value, cur.code, initial, overdraft, meta)
         system = await self._system_accounts(cur.code)
         account_id = await self._create_account_tx(owner_id, acct_type.value, cur.code, initial, overdraft, meta,
-                                                   key, digest, system["cash"])
+                                                   key, digest, system["cash"], audit)
         account = await self.get_account(account_id)
         if account is None:
             raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
         return account
 
     async def _create_account_tx(self, owner_id: str, acct_type: str, currency: str, initial: int, overdraft: int,
-                                 meta: str, key: str | None, digest: bytes, cash: int) -> int:
+                                 meta: str, key: str | None, digest: bytes, cash: int,
+                                 audit: AuditNote | None = None) -> int:
         async with self._require_pool().connection() as conn, conn.transaction():
             await S.lock_ledger(conn)
+            replayed = False
+            account_id: int | None = None
             if key is not None:
                 known = await S.idempotent_lookup(conn, key, digest)
                 if isinstance(known, LedgerError):
                     raise known
                 if known is not None:
-                    return known
-            account_id = await S.insert_account(conn, owner_id, acct_type, currency, overdraft, meta)
-            if initial:
-                deposit = NewTransaction("DEPOSIT", (Leg(cash, account_id, initial, currency),),
-                                         _metadata_text({"reason": "initial_balance"}))
-                result = (await S.plan_and_write(conn, [deposit]))[0]
-                if result.error is not None:
-                    raise result.error
-            if key is not None:
-                await S.record_idempotency(conn, key, digest, account_id)
+                    account_id, replayed = known, True
+            if account_id is None:
+                account_id = await S.insert_account(conn, owner_id, acct_type, currency, overdraft, meta)
+                if initial:
+                    deposit = NewTransaction("DEPOSIT", (Leg(cash, account_id, initial, currency),),
+                                             _metadata_text({"reason": "initial_balance"}))
+                    result = (await S.plan_and_write(conn, [deposit]))[0]
+                    if result.error is not None:
+                        raise result.error
+                if key is not None:
+                    await S.record_idempotency(conn, key, digest, account_id)
+            if audit is not None:
+                outcome = [ItemResult(account_id, None, replayed)]
+                await S.insert_outbox(conn, S.outbox_payloads([(0, 1, audit.record)], outcome))
+        if audit is not None:
+            audit.written = True
         self._currency[account_id] = currency
         return account_id
 
@@ -752,34 +787,42 @@ class FinancialKernel:
         return [_account_view(r) for r in rows]
 
     async def _admin(self, account_id: int, key: object, *, status: str | None = None,
-                     overdraft: int | None = None) -> Account:
+                     overdraft: int | None = None, audit: AuditNote | None = None) -> Account:
         """A status or overdraft change. With a key, the outcome is remembered like a posting's:
         a retry answers the original outcome (the account as it is now, or the same error)."""
         aid = _account_id(account_id, "account_id")
         idem = _key(key)
         digest = _digest("admin", aid, status, overdraft)
         async with self._require_pool().connection() as conn:
-            row = await S.update_account_admin(conn, aid, status=status, overdraft_minor=overdraft, key=idem,
-                                               digest=digest)
-        return _account_view(row)
+            row, error = await S.update_account_admin(conn, aid, status=status, overdraft_minor=overdraft, key=idem,
+                                                      digest=digest, note=None if audit is None else audit.record)
+        if audit is not None:
+            audit.written = True
+        if error is not None:
+            raise error
+        check(row is not None, "an admin call that committed returns the account")
+        return _account_view(row)  # type: ignore[arg-type]  # checked just above
 
-    async def freeze_account(self, account_id: int, *, idempotency_key: str | None = None) -> Account:
+    async def freeze_account(self, account_id: int, *, idempotency_key: str | None = None,
+                             audit: AuditNote | None = None) -> Account:
         """Freeze an account: every posting to or from it is rejected (account_frozen)."""
-        return await self._admin(account_id, idempotency_key, status="frozen")
+        return await self._admin(account_id, idempotency_key, status="frozen", audit=audit)
 
-    async def unfreeze_account(self, account_id: int, *, idempotency_key: str | None = None) -> Account:
-        return await self._admin(account_id, idempotency_key, status="active")
+    async def unfreeze_account(self, account_id: int, *, idempotency_key: str | None = None,
+                               audit: AuditNote | None = None) -> Account:
+        return await self._admin(account_id, idempotency_key, status="active", audit=audit)
 
-    async def close_account(self, account_id: int, *, idempotency_key: str | None = None) -> Account:
+    async def close_account(self, account_id: int, *, idempotency_key: str | None = None,
+                            audit: AuditNote | None = None) -> Account:
         """Close an account with a zero balance and no open reservation (account_not_empty otherwise)."""
-        return await self._admin(account_id, idempotency_key, status="closed")
+        return await self._admin(account_id, idempotency_key, status="closed", audit=audit)
 
     async def set_overdraft_limit(self, account_id: int, limit: Decimal | str | int, *,
-                                  idempotency_key: str | None = None) -> Account:
+                                  idempotency_key: str | None = None, audit: AuditNote | None = None) -> Account:
         """Set how far below zero a CHECKING or SAVINGS account may go."""
         account = await self._existing_account(account_id)
         return await self._admin(account.id, idempotency_key,
-                                 overdraft=to_minor(limit, account.currency, allow_zero=True))
+                                 overdraft=to_minor(limit, account.currency, allow_zero=True), audit=audit)
 
     # ---- reads ---------------------------------------------------------------------------------
     async def get_transaction(self, transaction_id: int) -> Transaction | None:

@@ -157,6 +157,55 @@ i AS (INSERT INTO ledger_idempotency (key, request_hash, result_id)
 _SQL_WRITE_IDEM_ERR = """
 ie AS (INSERT INTO ledger_idempotency (key, request_hash, error_code, error_message)
        SELECT * FROM unnest(%(e_key)b::text[], %(e_hash)b::bytea[], %(e_code)b::text[], %(e_msg)b::text[]))"""
+_SQL_WRITE_OUTBOX = """
+ob AS (INSERT INTO ledger_outbox (payload) SELECT unnest(%(o_payload)b::text[]))"""
+
+# Outbox notes of one batch: (start, end, note) per caller that gave one; ``note`` is the caller's
+# JSON-serialisable record, stored with the outcome of items [start, end) of the batch.
+OutboxNotes = Sequence[tuple[int, int, Any]]
+# Most failed items listed one by one in an outbox payload (the counts always cover all of them).
+OUTBOX_FAILURES_LISTED_MAX: Final = 200
+# Most runs of consecutive ids listed (a batch of single-leg transfers is one run).
+OUTBOX_ID_RUNS_LISTED_MAX: Final = 200
+
+
+def outcome_summary(results: Sequence[ItemResult]) -> dict[str, Any]:
+    """A compact account of a call's outcome for the outbox: counts, the ids it produced as
+    [first, last] runs of consecutive ids, and the failed items' indexes with their codes."""
+    runs: list[list[int]] = []
+    failures: list[list[Any]] = []
+    failed = replayed = 0
+    for index, r in enumerate(results):
+        if r.error is not None:
+            failed += 1
+            if len(failures) < OUTBOX_FAILURES_LISTED_MAX:
+                failures.append([index, r.error.code])
+            continue
+        replayed += r.replayed
+        rid = r.result_id
+        if rid is None:
+            continue
+        if runs and runs[-1][1] + 1 == rid:
+            runs[-1][1] = rid
+        else:
+            runs.append([rid, rid])
+    return {"items": len(results), "succeeded": len(results) - failed, "failed": failed, "replayed": replayed,
+            "ids": runs[:OUTBOX_ID_RUNS_LISTED_MAX], "ids_listed_all": len(runs) <= OUTBOX_ID_RUNS_LISTED_MAX,
+            "failures": failures}
+
+
+def outbox_payloads(notes: OutboxNotes, results: Sequence[ItemResult]) -> list[str]:
+    return [json.dumps({"note": note, "outcome": outcome_summary(results[start:end])},
+                       separators=(",", ":"), default=str)
+            for start, end, note in notes]
+
+
+async def insert_outbox(conn: AConn, payloads: Sequence[str]) -> None:
+    """Outbox rows inside the caller's transaction (account creation and admin calls)."""
+    if payloads:
+        await conn.execute("INSERT INTO ledger_outbox (payload) SELECT unnest(%s::text[])", (list(payloads),))
+
+
 _SQL_WRITE_PENDING_NEW = """,
 pn AS (INSERT INTO ledger_pending (tx_id, debit_account, credit_account, amount_minor, currency, tx_type,
          expires_at)
@@ -367,19 +416,25 @@ def _state_from_rows(rows: list[tuple[Any, ...]]) -> BatchState:
 
 
 async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transaction: bool = False,
-                         known: KnownKeys | None = None, ends: Sequence[int] | None = None) -> list[ItemResult]:
+                         known: KnownKeys | None = None, ends: Sequence[int] | None = None,
+                         outbox: OutboxNotes | None = None) -> list[ItemResult]:
     """Lock, read, plan, write. Inside the caller's transaction, or with ``own_transaction`` (an
     autocommit connection) BEGIN is pipelined with the reads and COMMIT with the writes, which
     saves two round trips per batch. ``known``: idempotency keys already looked up (prefetch).
-    ``ends``: where each caller's call ends in ``commands`` (no linked chain runs across one)."""
+    ``ends``: where each caller's call ends in ``commands`` (no linked chain runs across one).
+    ``outbox``: notes written to ledger_outbox with their calls' outcomes, in this transaction."""
     state = await _read_state(conn, commands, begin=own_transaction, known=known)
     streamed = len(commands) >= COPY_ROWS_MIN
     plan = await _plan_and_copy(conn, commands, state, ends) if streamed else plan_batch(commands, state, ends)
+    payloads = outbox_payloads(outbox, plan.results) if outbox else []
     if not plan.journal:
         async with conn.pipeline():
-            if plan.idempotency_failures:
-                await conn.execute(("WITH" + _SQL_WRITE_IDEM_ERR + "\nSELECT 1").encode(),
-                                   _failure_params(plan), binary=True)
+            ctes = ([_SQL_WRITE_IDEM_ERR] if plan.idempotency_failures else []) + (
+                [_SQL_WRITE_OUTBOX] if payloads else [])
+            if ctes:
+                params0 = _failure_params(plan) if plan.idempotency_failures else {}
+                await conn.execute(("WITH" + ",".join(ctes) + "\nSELECT 1").encode(),
+                                   params0 | {"o_payload": payloads}, binary=True)
             if own_transaction:
                 await conn.execute("COMMIT")
         return plan.results
@@ -425,6 +480,9 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
     if plan.idempotency_failures:
         sql += "," + _SQL_WRITE_IDEM_ERR
         params.update(_failure_params(plan))
+    if payloads:
+        sql += "," + _SQL_WRITE_OUTBOX
+        params["o_payload"] = payloads
     sql += f"\nSELECT pg_notify('{NOTIFY_CHANNEL}', %(notify)b)"
     async with conn.pipeline():
         await conn.execute(sql.encode(), params, binary=True)
@@ -439,26 +497,27 @@ def _failure_params(plan: BatchPlan) -> dict[str, Any]:
 
 
 async def run_batch(conn: AConn, commands: Sequence[Command], known: KnownKeys | None = None,
-                    ends: Sequence[int] | None = None) -> list[ItemResult]:
+                    ends: Sequence[int] | None = None, outbox: OutboxNotes | None = None) -> list[ItemResult]:
     """One batch in its own database transaction: all-or-nothing at the database level. With
     prefetched keys, a key stored by another writer since the prefetch fails the batch's insert
     of it (primary key); the batch then runs again with every key read under the lock.
-    ``ends``: where each caller's call ends, when the batch groups several (see ChunkedPlanner)."""
+    ``ends``: where each caller's call ends, when the batch groups several (see ChunkedPlanner).
+    ``outbox``: the callers' notes, written with their outcomes in the same transaction."""
     if known is None:
-        return await _run_batch_once(conn, commands, None, ends)
+        return await _run_batch_once(conn, commands, None, ends, outbox)
     try:
-        return await _run_batch_once(conn, commands, known, ends)
+        return await _run_batch_once(conn, commands, known, ends, outbox)
     except psycopg.errors.UniqueViolation:
-        return await _run_batch_once(conn, commands, None, ends)
+        return await _run_batch_once(conn, commands, None, ends, outbox)
 
 
 async def _run_batch_once(conn: AConn, commands: Sequence[Command], known: KnownKeys | None,
-                          ends: Sequence[int] | None) -> list[ItemResult]:
+                          ends: Sequence[int] | None, outbox: OutboxNotes | None) -> list[ItemResult]:
     if not conn.autocommit:
         async with conn.transaction():
-            return await plan_and_write(conn, commands, known=known, ends=ends)
+            return await plan_and_write(conn, commands, known=known, ends=ends, outbox=outbox)
     try:
-        return await plan_and_write(conn, commands, own_transaction=True, known=known, ends=ends)
+        return await plan_and_write(conn, commands, own_transaction=True, known=known, ends=ends, outbox=outbox)
     except BaseException:
         if not conn.closed and not conn.broken:
             with contextlib.suppress(psycopg.Error):
@@ -552,11 +611,15 @@ def _admin_check(row: tuple[Any, ...] | None, account_id: int, status: str | Non
 
 async def update_account_admin(conn: AConn, account_id: int, *, status: str | None = None,
                                overdraft_minor: int | None = None, key: str | None = None,
-                               digest: bytes = b"") -> tuple[Any, ...]:
+                               digest: bytes = b"", note: Any = None
+                               ) -> tuple[tuple[Any, ...] | None, LedgerError | None]:
     """Change status or overdraft limit under the ledger lock, so it orders with postings.
 
     With ``key``: a retry of the same request answers the original outcome (the account as it is
-    now, or the original rejection) and changes nothing; a different request conflicts."""
+    now, or the original rejection) and changes nothing; a different request conflicts.
+    Returns the committed outcome: (account row, None), or (None, the rejection that was
+    committed with its idempotency record and outbox ``note``). A rejection that commits
+    nothing is raised."""
     error: LedgerError | None = None
     async with conn.transaction():
         await lock_ledger(conn)
@@ -583,11 +646,15 @@ async def update_account_admin(conn: AConn, account_id: int, *, status: str | No
                 if key is not None:
                     await record_idempotency(conn, key, digest, account_id)
         updated = None if error is not None else await fetch_account(conn, account_id)
-    if error is not None:  # raised after the commit, which keeps the rejection's record
-        raise error
+        if note is not None:
+            replayed = known is not None
+            outcome = [ItemResult(None, error) if error is not None else ItemResult(account_id, None, replayed)]
+            await insert_outbox(conn, outbox_payloads([(0, 1, note)], outcome))
+    if error is not None:  # returned after the commit, which keeps the rejection's record
+        return None, error
     if updated is None:
         raise LedgerError(E.ACCOUNT_NOT_FOUND, f"account {account_id} does not exist")
-    return updated
+    return updated, None
 
 
 async def list_accounts(conn: AConn, owner_id: str | None, status: str | None, after: int | None,

@@ -267,3 +267,18 @@ def test_audit_verify_fails_on_a_stale_outbox(fresh_db_url):
     assert r.returncode == 1, r.stdout
     checks = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert checks["audit outbox"]["ok"] is False and "relay" in checks["audit outbox"]["problems"][0]
+
+
+def test_cli_account_create_stores_pii_sealed(ledger_url, monkeypatch, tmp_path):
+    """The CLI writes through the kernel, so PII it is given is sealed at rest like the API's."""
+    monkeypatch.setenv("QENEX_MASTER_KEY", "cWVuZXgta2VybmVsLXRlc3QtbWFzdGVyLWtleS0zMmI=")
+    monkeypatch.setenv("QENEX_SECRET_KEY", "cli-test-secret-0123456789abcdef0123")
+    monkeypatch.setenv("QENEX_DATA_DIR", str(tmp_path))
+    r = run_cli("account", "create", "--owner", "seal_cli", "--currency", "USD", "--metadata",
+                json.dumps({"ssn": "078-05-1120"}), "--json", url=ledger_url)
+    assert r.returncode == 0, r.stderr
+    account = json.loads(r.stdout)
+    assert account["metadata"]["ssn"] == "078-05-1120"
+    with psycopg.connect(ledger_url) as conn:
+        stored = conn.execute("SELECT metadata FROM ledger_accounts WHERE id = %s", (account["id"],)).fetchone()[0]
+    assert "078-05-1120" not in stored and "$enc" in stored

@@ -9,7 +9,6 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from qenex.api import sensitive
 from qenex.api.deps import account_dict, audited, context, ledger_span, record_denial, require, visible_account
 from qenex.api.idempotency import IdempotencyHeader, idempotent
 from qenex.api.problems import READ_RESPONSES, WRITE_RESPONSES, ApiError
@@ -52,8 +51,7 @@ def accounts_router(prefix: str = "") -> APIRouter:
             raise ApiError("forbidden_owner", "a customer credential opens accounts for its own owner id only", 403)
 
         async def run(key: str | None) -> Response:
-            metadata = await sensitive.seal(ctx.envelope, body.metadata, sensitive.ACCOUNTS_TABLE,
-                                            sensitive.account_binding(body.owner_id))
+            metadata = body.metadata  # sensitive fields are sealed by the kernel (qenex.sdk.sealing)
 
             async def work(note: AuditNote) -> Any:
                 with ledger_span("create_account", **{"qenex.account.type": body.account_type,
@@ -64,7 +62,7 @@ def accounts_router(prefix: str = "") -> APIRouter:
 
             account = await audited(request, principal, "account.create", f"owner:{body.owner_id}", work,
                                     {"currency": body.currency.upper(), "account_type": body.account_type})
-            return JSONResponse(account_dict(account, ctx.envelope), status_code=201,
+            return JSONResponse(account_dict(account), status_code=201,
                                 headers={"Location": f"/api/v1/accounts/{account.id}"})
 
         return await idempotent(ctx.pool, request, principal.actor, body.model_dump_json, run)
@@ -92,14 +90,14 @@ def accounts_router(prefix: str = "") -> APIRouter:
         with ledger_span("list_accounts", **{"qenex.page.limit": limit}):
             items = await ctx.kernel.list_accounts(owner_id=owner_id, status=status, after=after, limit=limit)
         next_cursor = str(items[-1].id) if len(items) == limit else None
-        return JSONResponse({"items": [account_dict(a, ctx.envelope) for a in items], "next_cursor": next_cursor})
+        return JSONResponse({"items": [account_dict(a) for a in items], "next_cursor": next_cursor})
 
     @router.get("/{account_id}", response_model=AccountOut, responses=READ_RESPONSES)
     async def get_account(request: Request, account_id: AccountId,
                           principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
         ctx = context(request)
         account = await visible_account(request, ctx, principal, account_id)
-        return JSONResponse(account_dict(account, ctx.envelope))
+        return JSONResponse(account_dict(account))
 
     @router.get("/{account_id}/balance", response_model=BalanceOut, responses=READ_RESPONSES)
     async def get_balance(request: Request, account_id: AccountId,

@@ -18,7 +18,6 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from qenex.api import sensitive
 from qenex.api.auditing import AuditWriter, mutation_event
 from qenex.api.problems import NOT_FOUND, ApiError
 from qenex.api.stream import EventHub, EventSource, OwnerCache
@@ -135,11 +134,10 @@ async def visible_transaction(request: Request, ctx: ApiContext, principal: rbac
     return tx
 
 
-def account_dict(a: Account, envelope: Envelope | None = None) -> dict[str, Any]:
-    """An account as JSON; with ``envelope``, its sealed metadata fields decrypted."""
+def account_dict(a: Account) -> dict[str, Any]:
+    """An account as JSON (its metadata as the kernel returns it: sealed fields already opened)."""
     b = a.balances
-    metadata = a.metadata if envelope is None else sensitive.open_(
-        envelope, a.metadata, sensitive.ACCOUNTS_TABLE, sensitive.account_binding(a.owner_id))
+    metadata = a.metadata  # the kernel opened any sealed field (qenex.sdk.sealing)
     return {
         "id": a.id, "owner_id": a.owner_id, "account_type": a.account_type, "currency": a.currency,
         "status": a.status, "balance": str(b.posted), "overdraft_limit": str(a.overdraft_limit),
@@ -150,11 +148,8 @@ def account_dict(a: Account, envelope: Envelope | None = None) -> dict[str, Any]
     }
 
 
-def transaction_dict(t: Transaction, *, replayed: bool = False, envelope: Envelope | None = None) -> dict[str, Any]:
+def transaction_dict(t: Transaction, *, replayed: bool = False) -> dict[str, Any]:
     out = t.to_dict()
-    if envelope is not None:
-        out["metadata"] = sensitive.open_(envelope, t.metadata, sensitive.TRANSACTIONS_TABLE,
-                                          sensitive.TRANSACTION_BINDING)
     out["fx_rate"] = None if t.fx_rate is None else str(t.fx_rate)
     out["replayed"] = replayed
     return out

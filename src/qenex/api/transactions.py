@@ -13,7 +13,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
-from qenex.api import sensitive
 from qenex.api.batch_metrics import observe_batch
 from qenex.api.deps import (
     ApiContext,
@@ -113,7 +112,7 @@ async def _accepted(ctx: ApiContext, body: TransactionIn, tx_id: int, replayed: 
         tx = await ctx.kernel.get_transaction(tx_id)
     if tx is None:
         raise not_found("transaction", tx_id)
-    full = transaction_dict(tx, replayed=replayed, envelope=ctx.envelope)
+    full = transaction_dict(tx, replayed=replayed)
     return {name: full[name] for name in TransactionAccepted.model_fields}
 
 
@@ -166,15 +165,6 @@ def _own_key(principal: rbac.Principal, key: str | None) -> str | None:
     return None if key is None else f"{principal.actor}|{key}"
 
 
-async def _sealed(ctx: ApiContext, item: dict[str, Any]) -> dict[str, Any]:
-    """A kernel batch item with its sensitive metadata fields encrypted at rest."""
-    metadata = item.get("metadata")
-    if isinstance(metadata, dict) and metadata:
-        item["metadata"] = await sensitive.seal(ctx.envelope, metadata, sensitive.TRANSACTIONS_TABLE,
-                                                sensitive.TRANSACTION_BINDING)
-    return item
-
-
 def _error(exc: LedgerError | None) -> dict[str, str] | None:
     return None if exc is None else {"code": exc.code, "message": exc.message}
 
@@ -185,8 +175,7 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
     await visible_transaction(request, ctx, principal, transaction_id)
 
     async def work_for(key: str | None, note: AuditNote) -> int:
-        meta = await sensitive.seal(ctx.envelope, payload.metadata, sensitive.TRANSACTIONS_TABLE,
-                                    sensitive.TRANSACTION_BINDING)
+        meta = payload.metadata  # sensitive fields are sealed by the kernel
         operation = {"post": "post_pending", "void": "void_pending"}.get(name, "reverse_transaction")
         with ledger_span(operation, **{"qenex.transaction.id": transaction_id}):
             if isinstance(payload, PostPendingIn):
@@ -205,7 +194,7 @@ async def _resolve(request: Request, principal: rbac.Principal, transaction_id: 
             tx = await ctx.kernel.get_transaction(new_id)
         if tx is None:
             raise not_found("transaction", new_id)
-        return JSONResponse(transaction_dict(tx, envelope=ctx.envelope), status_code=201,
+        return JSONResponse(transaction_dict(tx), status_code=201,
                             headers={"Location": f"/api/v1/transactions/{tx.id}"})
 
     return await idempotent(ctx.pool, request, principal.actor,
@@ -225,7 +214,7 @@ def transactions_router(prefix: str = "") -> APIRouter:
         await _authorize_items(request, principal, [body])
 
         async def run(key: str | None) -> Response:
-            item = await _sealed(ctx, _item(body, key or _own_key(principal, body.idempotency_key)))
+            item = _item(body, key or _own_key(principal, body.idempotency_key))
 
             async def work(note: AuditNote) -> Any:
                 start = time.perf_counter()
@@ -258,7 +247,7 @@ def transactions_router(prefix: str = "") -> APIRouter:
 
         async def run(key: str | None) -> Response:
             items = [_invalid_item(raw[i]) if tx is None else
-                     await _sealed(ctx, _item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key)))
+                     _item(tx, f"{key}#{i}" if key else _own_key(principal, tx.idempotency_key))
                      for i, tx in enumerate(parsed)]
 
             async def work(note: AuditNote) -> Any:
@@ -286,7 +275,7 @@ def transactions_router(prefix: str = "") -> APIRouter:
                               ) -> Response:
         ctx = context(request)
         tx = await visible_transaction(request, ctx, principal, transaction_id)
-        return JSONResponse(transaction_dict(tx, envelope=ctx.envelope))
+        return JSONResponse(transaction_dict(tx))
 
     manage = require(rbac.TRANSACTIONS_MANAGE)
 

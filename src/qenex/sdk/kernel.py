@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -40,6 +41,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from qenex.config import Settings, load_settings
+from qenex.errors import QenexError
 from qenex.kernel import errors as E
 from qenex.kernel.currencies import CURRENCIES, get_currency
 from qenex.kernel.engine import BATCH_ITEMS_MAX, ItemResult
@@ -64,6 +66,15 @@ from qenex.kernel.model import (
     VoidPending,
 )
 from qenex.kernel.money import convert_minor, currency_of, from_minor, parse_decimal, to_minor
+from qenex.sdk.sealing import (
+    ACCOUNTS_TABLE,
+    TRANSACTION_BINDING,
+    TRANSACTIONS_TABLE,
+    MetadataSealer,
+    account_binding,
+    has_sealed,
+    needs_sealing,
+)
 from qenex.sdk.views import (
     Account,
     Balances,
@@ -74,6 +85,7 @@ from qenex.sdk.views import (
     TransactionLeg,
     TransactionResult,
 )
+from qenex.security.envelope import Envelope, open_metadata
 from qenex.store import ledger_store as S
 from qenex.store.connection import database_url
 from qenex.store.migrate import migrate
@@ -179,6 +191,16 @@ def _metadata_text(metadata: object) -> str | None:
     return text
 
 
+# (metadata text as stored, metadata text for an idempotency digest): equal unless the metadata
+# holds sensitive fields, which are stored sealed and digested by keyed fingerprint.
+_Meta = tuple[str | None, str | None]
+
+
+def _plain_meta(metadata: object) -> _Meta:
+    text = _metadata_text(metadata)
+    return text, text
+
+
 def _json_default(value: object) -> str:
     if isinstance(value, Decimal | datetime):
         return str(value)
@@ -247,7 +269,10 @@ def _as_utc(moment: datetime) -> datetime:
 class FinancialKernel:
     """The ledger, in process. See the module docstring and docs/ARCHITECTURE.md."""
 
-    def __init__(self, config: Mapping[str, Any] | str | os.PathLike[str] | Settings | None = None) -> None:
+    def __init__(self, config: Mapping[str, Any] | str | os.PathLike[str] | Settings | None = None, *,
+                 envelope: Envelope | None = None) -> None:
+        """``envelope``: the encryption of sensitive metadata (built from the settings on first
+        need when None; see qenex.sdk.sealing)."""
         self.settings = load_settings(config)
         self._url: str | None = None
         self._pool: AsyncConnectionPool[AConn] | None = None
@@ -258,6 +283,7 @@ class FinancialKernel:
         self._sweeper_task: asyncio.Task[None] | None = None
         self._system: dict[str, dict[str, int]] = {}
         self._currency: dict[int, str] = {}
+        self._sealer = MetadataSealer(self.settings, lambda: self.conninfo, envelope)
 
     # ---- lifetime ------------------------------------------------------------------------------
     @property
@@ -467,7 +493,9 @@ class FinancialKernel:
         if not slow:
             return fast  # type: ignore[return-value]  # no None left
         await self._resolve(slow)
-        return [cmd if cmd is not None else self._build_slow(item) for item, cmd in zip(items, fast, strict=True)]
+        sealed = iter(await self._seal_items(slow))
+        return [cmd if cmd is not None else self._build_slow(item, next(sealed))
+                for item, cmd in zip(items, fast, strict=True)]
 
     async def _resolve(self, items: Sequence[Mapping[str, Any]]) -> None:
         """Cache the currencies of accounts the items leave it to, and the system accounts of
@@ -490,12 +518,53 @@ class FinancialKernel:
             if cur not in self._system and get_currency(cur) is not None:
                 await self._system_accounts(cur)
 
-    def _build_slow(self, item: Mapping[str, Any]) -> Command:
+    def _build_slow(self, item: Mapping[str, Any], sealed: _Meta | QenexError | None = None) -> Command:
         linked = bool(item.get("linked", False))
+        if isinstance(sealed, QenexError):
+            return Rejected(sealed.code, sealed.message, linked)
         try:
-            return self._build_checked(item, linked)
+            return self._build_checked(item, linked, sealed)
         except LedgerError as exc:
             return Rejected(exc.code, exc.message, linked)
+
+    async def _seal_items(self, items: Sequence[Mapping[str, Any]]) -> list[_Meta | QenexError | None]:
+        """Per item: its metadata sealed (stored text, digest text) when it holds a sensitive
+        field, the error that refuses it, or None (nothing to seal). One thread hop for all."""
+        out: list[_Meta | QenexError | None] = []
+        todo: list[int] = []
+        for item in items:
+            try:
+                todo_here = needs_sealing(item.get("metadata"))
+            except QenexError as exc:  # a malformed "sensitive" marker fails this item alone
+                out.append(exc)
+                continue
+            if todo_here:
+                todo.append(len(out))
+            out.append(None)
+        if todo:
+            sealed = await asyncio.to_thread(
+                lambda: [self._seal_now(items[i].get("metadata"), TRANSACTIONS_TABLE, TRANSACTION_BINDING)
+                         for i in todo])
+            for i, meta in zip(todo, sealed, strict=True):
+                out[i] = meta
+        return out
+
+    def _seal_now(self, metadata: Any, table: str, binding: str) -> _Meta | QenexError:
+        try:
+            _metadata_text(metadata)  # the clear value's own checks (type, size) come first
+            return (_metadata_text(self._sealer.seal_sync(metadata, table, binding)),
+                    self._sealer.fingerprint(metadata))
+        except QenexError as exc:
+            return exc
+
+    async def _meta(self, metadata: Any, table: str, binding: str) -> _Meta:
+        """(stored metadata text, the text an idempotency digest takes) for one call."""
+        if not needs_sealing(metadata):
+            return _plain_meta(metadata)
+        sealed = await asyncio.to_thread(self._seal_now, metadata, table, binding)
+        if isinstance(sealed, QenexError):
+            raise sealed
+        return sealed
 
     def _build_fast(self, item: Mapping[str, Any]) -> NewTransaction | None:
         """The common item (a plain TRANSFER or PAYMENT between integer ids, no extras) with fewer
@@ -525,13 +594,13 @@ class FinancialKernel:
         digest = b"" if key is None else _fast_digest(tx_type, frm, to, amount, code, linked)
         return NewTransaction(tx_type, (Leg(frm, to, amount, code),), None, False, None, None, key, digest, linked)
 
-    def _build_checked(self, item: Mapping[str, Any], linked: bool) -> Command:
+    def _build_checked(self, item: Mapping[str, Any], linked: bool, sealed: _Meta | None = None) -> Command:
         tx_type = _tx_type(item.get("type"))
         key = _key(item.get("idempotency_key"))
-        meta = _metadata_text(item.get("metadata"))
+        meta, meta_digest = sealed if sealed is not None else _plain_meta(item.get("metadata"))
         if tx_type == TransactionType.REVERSAL:
             original = _account_id(item.get("original_transaction_id"), "original_transaction_id")
-            return Reverse(original, meta, key, _digest("reverse", original, meta), linked)
+            return Reverse(original, meta, key, _digest("reverse", original, meta_digest), linked)
         frm = None if item.get("from_account") is None else _account_id(item["from_account"], "from_account")
         to = None if item.get("to_account") is None else _account_id(item["to_account"], "to_account")
         code = item.get("currency")
@@ -553,7 +622,7 @@ class FinancialKernel:
         else:
             legs = (self._simple_leg(tx_type, frm, to, amount, currency.code),)
         digest = b"" if key is None else _digest(
-            "tx", tx_type.value, frm, to, amount, currency.code, meta, pending, timeout, rate_text, linked)
+            "tx", tx_type.value, frm, to, amount, currency.code, meta_digest, pending, timeout, rate_text, linked)
         return NewTransaction(tx_type.value, legs, meta, pending, timeout, rate_text, key, digest, linked)
 
     def _simple_leg(self, tx_type: TransactionType, frm: int | None, to: int | None, amount: int,
@@ -670,23 +739,25 @@ class FinancialKernel:
             if tx is None:
                 raise LedgerError(E.TRANSACTION_NOT_FOUND, f"transaction {pid} does not exist")
             minor = to_minor(amount, tx.currency)
-        meta = _metadata_text(metadata)
+        meta, meta_digest = await self._meta(metadata, TRANSACTIONS_TABLE, TRANSACTION_BINDING)
         key = _key(idempotency_key)
-        return await self._one(PostPending(pid, minor, meta, key, _digest("post", pid, minor, meta)), audit)
+        return await self._one(PostPending(pid, minor, meta, key, _digest("post", pid, minor, meta_digest)), audit)
 
     async def void_pending(self, pending_id: int, *, metadata: Mapping[str, Any] | None = None,
                            idempotency_key: str | None = None, audit: AuditNote | None = None) -> int:
         """Release a reservation; returns the void record's transaction id."""
         pid = _account_id(pending_id, "pending_id")
-        meta = _metadata_text(metadata)
-        return await self._one(VoidPending(pid, meta, _key(idempotency_key), _digest("void", pid, meta)), audit)
+        meta, meta_digest = await self._meta(metadata, TRANSACTIONS_TABLE, TRANSACTION_BINDING)
+        return await self._one(VoidPending(pid, meta, _key(idempotency_key), _digest("void", pid, meta_digest)),
+                               audit)
 
     async def reverse_transaction(self, transaction_id: int, *, metadata: Mapping[str, Any] | None = None,
                                   idempotency_key: str | None = None, audit: AuditNote | None = None) -> int:
         """A compensating entry for a posted transaction; returns the reversal's id."""
         tid = _account_id(transaction_id, "transaction_id")
-        meta = _metadata_text(metadata)
-        return await self._one(Reverse(tid, meta, _key(idempotency_key), _digest("reverse", tid, meta)), audit)
+        meta, meta_digest = await self._meta(metadata, TRANSACTIONS_TABLE, TRANSACTION_BINDING)
+        return await self._one(Reverse(tid, meta, _key(idempotency_key), _digest("reverse", tid, meta_digest)),
+                               audit)
 
     # ---- accounts ------------------------------------------------------------------------------
     async def create_account(
@@ -715,9 +786,10 @@ class FinancialKernel:
             raise LedgerError(E.INVALID_REQUEST, "only CHECKING and SAVINGS accounts take an overdraft limit")
         if initial and acct_type.value not in CUSTOMER_TYPES - {"LOAN"}:
             raise LedgerError(E.INVALID_REQUEST, "an initial balance needs a CHECKING or SAVINGS account")
-        meta = _metadata_text(metadata) or "{}"
+        stored, meta_digest = await self._meta(metadata, ACCOUNTS_TABLE, account_binding(owner_id))
+        meta = stored or "{}"
         key = _key(idempotency_key)
-        digest = _digest("account", owner_id, acct_type.value, cur.code, initial, overdraft, meta)
+        digest = _digest("account", owner_id, acct_type.value, cur.code, initial, overdraft, meta_digest or "{}")
         system = await self._system_accounts(cur.code)
         account_id = await self._create_account_tx(owner_id, acct_type.value, cur.code, initial, overdraft, meta,
                                                    key, digest, system["cash"], audit)
@@ -761,7 +833,7 @@ class FinancialKernel:
         aid = _account_id(account_id, "account_id")
         async with self._require_pool().connection() as conn:
             row = await S.fetch_account(conn, aid)
-        return None if row is None else _account_view(row)
+        return None if row is None else await self._opened(_account_view(row))
 
     async def _existing_account(self, account_id: int) -> Account:
         account = await self.get_account(account_id)
@@ -784,7 +856,7 @@ class FinancialKernel:
         cursor = None if after is None else _account_id(after, "after")
         async with self._require_pool().connection() as conn:
             rows = await S.list_accounts(conn, owner_id, status, cursor, limit, include_system=bool(include_system))
-        return [_account_view(r) for r in rows]
+        return [await self._opened(_account_view(r)) for r in rows]
 
     async def _admin(self, account_id: int, key: object, *, status: str | None = None,
                      overdraft: int | None = None, audit: AuditNote | None = None) -> Account:
@@ -801,7 +873,7 @@ class FinancialKernel:
         if error is not None:
             raise error
         check(row is not None, "an admin call that committed returns the account")
-        return _account_view(row)  # type: ignore[arg-type]  # checked just above
+        return await self._opened(_account_view(row))  # type: ignore[arg-type]  # checked just above
 
     async def freeze_account(self, account_id: int, *, idempotency_key: str | None = None,
                              audit: AuditNote | None = None) -> Account:
@@ -836,7 +908,11 @@ class FinancialKernel:
             legs, pend, reversed_by = await S.fetch_transaction(conn, transaction_id)
         if not legs:
             return None
-        return _transaction_view(legs, pend, reversed_by)
+        tx = _transaction_view(legs, pend, reversed_by)
+        if not has_sealed(tx.metadata):
+            return tx
+        return dataclasses.replace(tx, metadata=await self._sealer.open(tx.metadata, TRANSACTIONS_TABLE,
+                                                                       TRANSACTION_BINDING))
 
     async def statement(self, account_id: int, start: datetime, end: datetime) -> Statement:
         """Opening balance, posted entries in [start, end) and closing balance of one account."""
@@ -846,7 +922,22 @@ class FinancialKernel:
             raise LedgerError(E.INVALID_REQUEST, "statement end must be after its start")
         async with self._require_pool().connection() as conn:
             open_d, open_c, rows = await S.statement_rows(conn, account.id, start, end, STATEMENT_ENTRIES_MAX)
-        return _statement_view(account, start, end, open_d, open_c, rows)
+        metas = [json.loads(r[11]) if r[11] else {} for r in rows]
+        sealed = [i for i, m in enumerate(metas) if isinstance(m, dict) and has_sealed(m)]
+        if sealed:  # one thread hop for every sealed entry
+            envelope = await asyncio.to_thread(self._sealer.envelope)
+            opened = await asyncio.to_thread(lambda: [open_metadata(
+                envelope, metas[i], table=TRANSACTIONS_TABLE, row_id=TRANSACTION_BINDING) for i in sealed])
+            for i, meta in zip(sealed, opened, strict=True):
+                metas[i] = meta
+        return _statement_view(account, start, end, open_d, open_c, rows, metas)
+
+    async def _opened(self, account: Account) -> Account:
+        """The account with its sealed metadata fields decrypted."""
+        if not has_sealed(account.metadata):
+            return account
+        return dataclasses.replace(account, metadata=await self._sealer.open(
+            account.metadata, ACCOUNTS_TABLE, account_binding(account.owner_id)))
 
     async def events(self, after_seq: int = 0, *,
                      poll_interval_seconds: float = EVENTS_POLL_INTERVAL_SECONDS) -> AsyncIterator[LedgerEvent]:
@@ -924,18 +1015,17 @@ def _transaction_view(legs: list[tuple[Any, ...]], pend: tuple[Any, ...] | None,
 
 
 def _statement_view(account: Account, start: datetime, end: datetime, open_d: int, open_c: int,
-                    rows: list[tuple[Any, ...]]) -> Statement:
+                    rows: list[tuple[Any, ...]], metas: list[Any]) -> Statement:
     debit_normal = account.account_type in DEBIT_NORMAL_TYPES
     cur = account.currency
     balance = (open_d - open_c) if debit_normal else (open_c - open_d)
     opening = balance
     entries = []
-    for r in rows:
+    for r, meta in zip(rows, metas, strict=True):
         is_debit = r[5] == account.id
         amount = r[7]
         effect = amount if is_debit == debit_normal else -amount
         balance += effect
-        meta = json.loads(r[11]) if r[11] else {}
         entries.append(StatementEntry(
             seq=r[0], transaction_id=r[1], type=r[4], created_at=r[12],
             debit=from_minor(amount if is_debit else 0, cur), credit=from_minor(0 if is_debit else amount, cur),

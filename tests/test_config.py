@@ -219,3 +219,17 @@ def test_kernel_from_none_starts_the_embedded_server_in_the_data_dir(db_environ)
             os.kill(pid, signal.SIGINT)
             psutil.wait_procs([psutil.Process(pid)], timeout=30)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_socket_directory_and_ipv6_hosts_build_urls_libpq_reads():
+    import psycopg
+
+    from qenex.config import load_settings
+
+    sock = load_settings({"database": {"host": "/var/run/postgresql", "port": 5433, "user": "app",
+                                       "password": "p@ss/word", "database": "qenex db"}}).database.external_url()
+    info = psycopg.conninfo.conninfo_to_dict(sock)
+    assert info["host"] == "/var/run/postgresql" and info["port"] == "5433"
+    assert info["dbname"] == "qenex db" and info["password"] == "p@ss/word" and info["user"] == "app"
+    v6 = load_settings({"database": {"host": "::1", "user": "app", "database": "qenex"}}).database.external_url()
+    assert psycopg.conninfo.conninfo_to_dict(v6)["host"] == "::1"

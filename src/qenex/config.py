@@ -85,7 +85,11 @@ class DatabaseSettings(_Section):
         auth = quote(self.user, safe="")
         if self.password is not None:
             auth += ":" + quote(self.password.get_secret_value(), safe="")
-        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        dbname = quote(self.database, safe="")
+        if self.host.startswith("/"):  # a Unix-socket directory goes in the query string (libpq URI rules)
+            return f"postgresql://{auth}@/{dbname}?host={quote(self.host, safe='')}&port={self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal needs brackets
+        return f"postgresql://{auth}@{host}:{self.port}/{dbname}"
 
     def redis(self) -> str | None:
         if self.redis_url is not None:

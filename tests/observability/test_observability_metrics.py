@@ -213,3 +213,23 @@ def test_multiprocess_mode_aggregates_workers(tmp_path: Any) -> None:
     assert values[("qenex_transactions_total", (("status", "completed"), ("type", "transfer")))] == 2
     assert values[("qenex_transaction_errors_total", (("code", "account_frozen"), ("type", "transfer")))] == 2
     assert values[("qenex_memory_usage_bytes", ())] > 0
+
+
+def test_observe_many_equals_that_many_observes_in_every_bucket() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from qenex.observability.metrics import observe_many
+
+    registry = CollectorRegistry()
+    hist = Histogram("qenex_test_many_seconds", "t", ["k"], buckets=(0.01, 0.1, 1.0), registry=registry)
+    for amount, count in ((0.005, 3), (0.1, 4), (0.5, 2), (7.0, 5), (0.0, 1)):
+        observe_many(hist.labels("many"), amount, count)
+        for _ in range(count):
+            hist.labels("loop").observe(amount)
+
+    def samples(label: str) -> dict[str, float]:
+        return {f"{s.name}{s.labels.get('le', '')}": s.value for m in registry.collect() for s in m.samples
+                if s.labels.get("k") == label and not s.name.endswith("_created")}
+
+    assert samples("many") == samples("loop")
+    assert samples("many")["qenex_test_many_seconds_count"] == 15

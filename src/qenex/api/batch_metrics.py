@@ -29,9 +29,7 @@ def observe_batch(items: Sequence[Mapping[str, Any]], results: Sequence[Any], du
         amounts[(str(item.get("amount")), str(item.get("currency") or ""))] += 1
     for tx_type, count in done.items():
         M.TRANSACTIONS.labels(M._label(tx_type), "completed").inc(count)
-        histogram = M.TRANSACTION_DURATION.labels(M._label(tx_type))
-        for _ in range(count):
-            histogram.observe(max(duration_s, 0.0))
+        M.observe_many(M.TRANSACTION_DURATION.labels(M._label(tx_type)), max(duration_s, 0.0), count)
     for (tx_type, code), count in errors.items():
         M.TRANSACTION_ERRORS.labels(M._label(tx_type), M._label(code)).inc(count)
     per_currency: Counter[str] = Counter()

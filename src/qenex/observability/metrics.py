@@ -110,6 +110,23 @@ def observe_transaction(
         TRANSACTION_AMOUNT.labels(_currency(currency)).inc(amount_minor)
 
 
+def observe_many(histogram: Any, amount: float, count: int) -> None:
+    """``count`` observations of the same ``amount`` at the cost of one: what ``observe`` does
+    (sum, then the first bucket whose bound holds it), with ``count`` as the increment. A batch of
+    8,000 transfers all took the batch's duration; 8,000 ``observe`` calls took a lock each.
+    Falls back to the loop should prometheus_client's histogram internals ever change."""
+    bounds, buckets, total = (getattr(histogram, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    if bounds is None or buckets is None or total is None:
+        for _ in range(count):
+            histogram.observe(amount)
+        return
+    total.inc(amount * count)
+    for i, bound in enumerate(bounds):
+        if amount <= bound:
+            buckets[i].inc(count)
+            return
+
+
 def observe_transaction_error(tx_type: str, code: str) -> None:
     TRANSACTION_ERRORS.labels(_label(tx_type), _label(code)).inc()
 

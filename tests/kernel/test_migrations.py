@@ -146,9 +146,38 @@ def _apply_only(url: str, versions: tuple[int, ...]) -> None:
 OLD_KEY = "mig-old-key"
 
 
+_READ_FUNCTION_SIGNATURE = "ledger_lock_read(bigint, text[], bigint[], bigint[], bigint[], bigint[], integer, integer)"
+
+
+def _lend_read_function(conn: psycopg.Connection[Any]) -> bool:
+    """Before 0007 the schema has no ledger_lock_read, which today's store reads through: lend it
+    the function for writing the old state's data (adapted to a pre-0004 idempotency table), to be
+    dropped again so that the upgrade itself creates it. True when lent."""
+    if conn.execute("SELECT to_regprocedure(%s)", (_READ_FUNCTION_SIGNATURE,)).fetchone()[0] is not None:
+        return False
+    text = next(m.path for m in available() if m.version == 7).read_text()
+    has_errors = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'ledger_idempotency' "
+                              "AND column_name = 'error_code'").fetchone() is not None
+    if not has_errors:
+        text = text.replace("li.error_code, li.error_message", "NULL::text AS error_code, NULL::text AS error_message")
+    conn.execute(text)
+    return True
+
+
 async def _write_ledger_data(url: str) -> dict[str, int]:
     """Accounts and every kind of entry, written with the store on whatever schema is there, and
     an idempotency record in the oldest shape (a result id only)."""
+    with psycopg.connect(url, autocommit=True) as sync:
+        lent = _lend_read_function(sync)
+    try:
+        return await _write_ledger_rows(url)
+    finally:
+        if lent:
+            with psycopg.connect(url, autocommit=True) as sync:
+                sync.execute(f"DROP FUNCTION {_READ_FUNCTION_SIGNATURE}")
+
+
+async def _write_ledger_rows(url: str) -> dict[str, int]:
     from qenex.sdk.kernel import _fast_digest
 
     conn = await psycopg.AsyncConnection.connect(url)

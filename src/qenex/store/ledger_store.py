@@ -55,74 +55,15 @@ LEDGER_LOCK_KEY: Final = 0x51454E4558_0002
 NOTIFY_CHANNEL: Final = "qenex_ledger"
 
 _SQL_LOCK = "SELECT pg_advisory_xact_lock(%s)"
-
-# Everything a batch reads after taking the lock, in ONE statement (its own snapshot, taken after
-# the lock statement returned): each statement costs far more client CPU than server time, so one
-# wide UNION ALL beats six small queries. Rows are tagged; unused columns are NULL.
-# tag 0 head: a=last_seq, ts=clock_timestamp(), bin=last_hash
-# tag 1 idempotency: t1=key, bin=request_hash, a=result_id (a success) or t2, t3=error code, message (a rejection)
-# tag 2 pending: a..e = tx_id, debit, credit, amount, state; t1=currency, t2=tx_type, ts=expires_at
-# tag 3 original leg: a..g = seq, tx_id, leg, kind, debit, credit, amount; h=ref_tx; t1=currency, t2=tx_type
-# tag 4 reversed: a=tx_id
-# tag 5 account: a=id, b=overdraft, c..f=dp, cp, dpend, cpend; t1=currency, t2=account_type, t3=status
-_R_COLS = "a, b, c, d, e, f, g, h, t1, t2, t3, ts, bin"
-_R_NULL7 = "NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint"
-_SQL_R_HEAD = (
-    f"SELECT 0 AS tag, last_seq AS a, {_R_NULL7}, NULL::text AS t1, NULL::text AS t2, NULL::text AS t3, "
-    f"clock_timestamp() AS ts, last_hash AS bin FROM ledger_head WHERE id = 1"
-)
-# Lookups by key or id are one index probe each, whatever the planner estimates: LIMIT keeps a
-# lateral subquery from being flattened into a join, which for thousands of keys the planner ran
-# as a sequential scan of the whole (ever-growing) table: 28 ms instead of 7 ms for 8,000 keys
-# against 300,000 stored, and growing with the table.
-_SQL_R_IDEM = (
-    f"SELECT 1, i.result_id, {_R_NULL7}, i.key, i.error_code, i.error_message, NULL, i.request_hash "
-    f"FROM unnest(%(keys)b::text[]) AS q(key), LATERAL (SELECT key, result_id, request_hash, error_code, "
-    f"error_message FROM ledger_idempotency WHERE key = q.key LIMIT 1) AS i"
-)
-_PENDING_SELECT = (
-    "SELECT tx_id, debit_account, credit_account, amount_minor, state, currency::text AS cu, tx_type, expires_at "
-    "FROM ledger_pending"
-)
-_SQL_R_PENDING = (
-    f"p AS (SELECT x.* FROM unnest(%(pending)b::bigint[]) AS r(id), "
-    f"LATERAL ({_PENDING_SELECT} WHERE tx_id = r.id LIMIT 1) AS x "
-    f"UNION ({_PENDING_SELECT} WHERE state = 0 AND expires_at <= statement_timestamp() "
-    f"ORDER BY expires_at LIMIT {EXPIRY_SWEEP_ITEMS_MAX}))"
-)
-_SQL_R_ORIG = (
-    "o AS (SELECT j.seq, j.tx_id, j.leg, j.kind, j.debit_account, j.credit_account, j.amount_minor, j.ref_tx, "
-    "j.currency::text AS cu, j.tx_type FROM unnest(%(lookup)b::bigint[]) AS r(id), LATERAL (SELECT * "
-    f"FROM ledger_journal WHERE seq >= r.id AND seq < r.id + {LEGS_PER_TRANSACTION_MAX} AND tx_id = r.id "
-    f"LIMIT {LEGS_PER_TRANSACTION_MAX}) AS j)"
-)
-_ACCOUNT_SELECT = (
-    "SELECT 5, id, overdraft_limit_minor, debits_posted, credits_posted, debits_pending, credits_pending, "
-    "NULL, NULL, currency::text, account_type, status, NULL, NULL FROM ledger_accounts"
+# The lock and the batch read in one statement (migration 0007_ledger_lock_read.sql says why).
+_SQL_LOCK_READ = (
+    "SELECT * FROM ledger_lock_read(%(lock)b, %(keys)b::text[], %(pending)b::bigint[], %(lookup)b::bigint[], "
+    "%(reverse)b::bigint[], %(accounts)b::bigint[], %(sweep)b::integer, %(legs)b::integer)"
 )
 
-
-def _read_sql(keys: bool, lookups: bool) -> str:
-    """The one read statement, in the shape this batch needs (a handful of distinct texts, each
-    prepared once by psycopg)."""
-    ctes = [_SQL_R_PENDING] + ([_SQL_R_ORIG] if lookups else [])
-    parts = [
-        _SQL_R_HEAD,
-        "SELECT 2, tx_id, debit_account, credit_account, amount_minor, state, NULL, NULL, NULL, cu, tx_type, "
-        "NULL, expires_at, NULL FROM p",
-        f"{_ACCOUNT_SELECT} WHERE id = ANY(%(accounts)b::bigint[])",
-        # Accounts only known from the reservations and originals read here (duplicates are harmless).
-        f"{_ACCOUNT_SELECT} WHERE id IN (SELECT debit_account FROM p UNION SELECT credit_account FROM p"
-        + (" UNION SELECT debit_account FROM o UNION SELECT credit_account FROM o" if lookups else "") + ")",
-    ]
-    if keys:
-        parts.append(_SQL_R_IDEM)
-    if lookups:
-        parts.append("SELECT 3, seq, tx_id, leg, kind, debit_account, credit_account, amount_minor, ref_tx, cu, "
-                     "tx_type, NULL, NULL, NULL FROM o")
-        parts.append(f"SELECT 4, tx_id, {_R_NULL7}, NULL, NULL, NULL, NULL, NULL FROM ledger_reversals "
-                     "WHERE tx_id = ANY(%(reverse)b::bigint[])")
-    return "WITH " + ", ".join(ctes) + "\n" + "\nUNION ALL ".join(parts)
+# Everything a batch reads, after taking the lock, comes back from ledger_lock_read (migration
+# 0007) in ONE statement: each statement costs far more client CPU than server time, so one wide
+# UNION ALL beats six small queries. Rows are tagged; the migration lists the tags and columns.
 
 
 # The write statement's per-row values travel as few arrays as possible (each array parameter
@@ -373,11 +314,11 @@ async def _read_state(conn: AConn, commands: Sequence[Command], begin: bool,
     lookup_ids = pending_ids + reverse_ids
     params = {"keys": keys, "pending": pending_ids, "lookup": lookup_ids, "reverse": reverse_ids,
               "accounts": list(account_ids)}
+    params.update(lock=LEDGER_LOCK_KEY, sweep=EXPIRY_SWEEP_ITEMS_MAX, legs=LEGS_PER_TRANSACTION_MAX)
     async with conn.pipeline():
         if begin:
             await conn.execute("BEGIN")
-        await conn.execute(_SQL_LOCK, (LEDGER_LOCK_KEY,))
-        cur = await conn.execute(_read_sql(bool(keys), bool(lookup_ids)), params, binary=True)
+        cur = await conn.execute(_SQL_LOCK_READ, params, binary=True)
     # Fetched after the pipeline's Sync: fetching inside the block costs a flush request and a
     # second wait on the server (~40 us of client CPU per batch here).
     state = _state_from_rows(await cur.fetchall())

@@ -20,6 +20,8 @@ from qenex.sdk.kernel import AuditNote, FinancialKernel
 from qenex.security import outbox
 from qenex.security.audit import query_events, verify_audit_log
 
+from .conftest import run_kernel
+
 
 def _note(action: str, resource: str = "r") -> AuditNote:
     return AuditNote(outbox.note_record("key:tester", action, resource, "10.0.0.7", {"via": "test"}))
@@ -183,12 +185,4 @@ def test_an_unreadable_payload_becomes_a_visible_record_not_a_blockage(fresh_db_
 
 
 def _run(url: str, body: Any) -> Any:
-    async def main() -> Any:
-        kernel = FinancialKernel({"database": {"url": url}})
-        await kernel.initialize()
-        try:
-            return await body(kernel)
-        finally:
-            await kernel.shutdown()
-
-    return asyncio.run(main())
+    return run_kernel(url, body)

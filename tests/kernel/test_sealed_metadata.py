@@ -7,7 +7,6 @@ metadata, never by its (randomised) ciphertext, and the stored digest is not a p
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +18,8 @@ import pytest
 
 from qenex.kernel.errors import LedgerError
 from qenex.sdk.kernel import FinancialKernel
+
+from .conftest import run_kernel
 
 MASTER_KEY = base64.b64encode(b"qenex-kernel-test-master-key-32b").decode()
 SSN = "078-05-1120"
@@ -32,15 +33,7 @@ def sealing_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def _run(url: str, body: Any) -> Any:
-    async def main() -> Any:
-        kernel = FinancialKernel({"database": {"url": url}})
-        await kernel.initialize()
-        try:
-            return await body(kernel)
-        finally:
-            await kernel.shutdown()
-
-    return asyncio.run(main())
+    return run_kernel(url, body)
 
 
 def _one(url: str, sql: str, *args: Any) -> Any:

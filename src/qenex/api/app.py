@@ -45,11 +45,11 @@ from qenex.observability.metrics import MetricsMiddleware, mark_worker_dead, sta
 from qenex.observability.tracing import TracingMiddleware, configure_tracing, shutdown_tracing
 from qenex.sdk.kernel import FinancialKernel
 from qenex.security import audit as audit_log
-from qenex.security.envelope import Envelope, rotate_if_due
+from qenex.security.envelope import rotate_if_due
 from qenex.security.errors import SecurityError
 from qenex.security.fastapi_deps import STATE_ATTR, auth_router, security_error_handler
 from qenex.security.inputs import INVALID_CHARACTERS
-from qenex.security.keyproviders import provider_from_settings
+from qenex.security.keyproviders import MasterKeyProvider, provider_from_settings
 from qenex.security.ratelimit import (
     IP_BURST_DEFAULT,
     IP_RATE_PER_S_DEFAULT,
@@ -201,10 +201,9 @@ async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits
 
     source = EventSource(kernel, hub, settings.database.redis(), database_namespace(conninfo), head=journal_head)
     await source.start(await journal_head())
-    envelope = Envelope.from_settings(settings, conninfo=conninfo)
     return ApiContext(settings=settings, conninfo=conninfo, kernel=kernel, pool=pool, sync_pool=sync_pool,
                       security=security, audit=writer, hub=hub, source=source, owners=OwnerCache(kernel),
-                      envelope=envelope)
+                      provider=provider)
 
 
 async def _stop_context(ctx: ApiContext) -> None:
@@ -216,7 +215,7 @@ async def _stop_context(ctx: ApiContext) -> None:
     await asyncio.to_thread(ctx.sync_pool.close)
 
 
-async def _rotate_keys(settings: Settings, conninfo: str, provider: Any) -> None:
+async def _rotate_keys(settings: Settings, conninfo: str, provider: MasterKeyProvider) -> None:
     """Rotate the master key and data keys that ``security.key_rotation_days`` says are due."""
     try:
         done = await asyncio.to_thread(rotate_if_due, settings, conninfo=conninfo, provider=provider)
@@ -242,7 +241,7 @@ async def _housekeeping(ctx: ApiContext) -> None:
             log.warning("idempotency purge skipped: %s", exc.__class__.__name__)
         if loop.time() >= next_rotation:
             next_rotation = loop.time() + KEY_ROTATION_CHECK_INTERVAL_S
-            await _rotate_keys(ctx.settings, ctx.conninfo, ctx.envelope.provider)
+            await _rotate_keys(ctx.settings, ctx.conninfo, ctx.provider)
 
 
 def create_app(settings: Settings | None = None, *, limits: ApiRateLimits | None = None) -> FastAPI:

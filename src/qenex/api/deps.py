@@ -28,8 +28,8 @@ from qenex.observability import tracing
 from qenex.sdk.kernel import AuditNote, FinancialKernel
 from qenex.sdk.views import Account, Transaction
 from qenex.security import rbac
-from qenex.security.envelope import Envelope
 from qenex.security.fastapi_deps import bearer_scheme, client_ip, security_service
+from qenex.security.keyproviders import MasterKeyProvider
 from qenex.security.outbox import note_record
 from qenex.security.service import SecurityService
 
@@ -49,7 +49,7 @@ class ApiContext:
     hub: EventHub
     source: EventSource
     owners: OwnerCache
-    envelope: Envelope
+    provider: MasterKeyProvider  # the master key, for key rotation when due
     started_monotonic: float = field(default_factory=time.monotonic)
 
 

@@ -166,10 +166,6 @@ class Envelope:
     def __repr__(self) -> str:
         return f"Envelope(purpose={self._purpose!r}, provider={self._provider.name!r})"
 
-    @property
-    def provider(self) -> MasterKeyProvider:
-        return self._provider
-
     @classmethod
     def from_settings(
         cls, settings: Settings | None = None, *, conninfo: str | None = None, purpose: str = DEFAULT_PURPOSE

@@ -354,14 +354,10 @@ class _Planner:
         raise LedgerError(cmd.code, cmd.message)
 
     def _item(self, cmd: Command) -> ItemResult:
+        recorded = self._recorded(cmd)
+        if recorded is not None:
+            return recorded
         key = None if isinstance(cmd, Rejected) else cmd.key
-        if key is not None:
-            known = self.s.idempotency.get(key)
-            if known is not None:
-                if known[0] != cmd.digest:  # type: ignore[union-attr]
-                    return ItemResult(None, LedgerError(
-                        E.IDEMPOTENCY_CONFLICT, "idempotency key was already used for a different request"))
-                return _replay(known[1])
         result_id = self._run(cmd)
         if key is not None:
             digest = cmd.digest  # type: ignore[union-attr]

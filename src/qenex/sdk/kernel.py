@@ -85,7 +85,7 @@ from qenex.sdk.views import (
     TransactionLeg,
     TransactionResult,
 )
-from qenex.security.envelope import Envelope, open_metadata
+from qenex.security.envelope import Envelope
 from qenex.store import ledger_store as S
 from qenex.store.connection import database_url
 from qenex.store.migrate import migrate
@@ -383,21 +383,21 @@ class FinancialKernel:
 
     async def _execute(self, jobs: list[_Job]) -> None:
         commands = [c for job in jobs for c in job.commands]
-        ends: list[int] | None = None
-        if len(jobs) > 1:  # where each caller's call ends: no linked chain may run across one
-            ends, total = [], 0
-            for job in jobs:
-                total += len(job.commands)
-                if job.commands:
-                    ends.append(total)
-        outbox, total = [], 0
+        # Where each caller's call ends (no linked chain may run across one), and which part of
+        # the batch each caller's audit note reports on.
+        ends: list[int] = []
+        outbox: list[tuple[int, int, Any]] = []
+        total = 0
         for job in jobs:
             if job.note is not None:
                 outbox.append((total, total + len(job.commands), job.note.record))
             total += len(job.commands)
+            if job.commands:
+                ends.append(total)
         try:
             conn = await self._writer_connection()
-            results = await S.run_batch(conn, commands, _merge_known(jobs), ends or None, outbox or None)
+            results = await S.run_batch(conn, commands, _merge_known(jobs), ends if len(jobs) > 1 else None,
+                                        outbox or None)
         except Exception as exc:  # noqa: BLE001 - the writer must survive; every waiting caller gets the error
             if len(jobs) > 1 and not isinstance(exc, psycopg.OperationalError):
                 for job in jobs:  # one caller's bad input must not fail the others: retry each alone
@@ -493,7 +493,8 @@ class FinancialKernel:
         if not slow:
             return fast  # type: ignore[return-value]  # no None left
         await self._resolve(slow)
-        sealed = iter(await self._seal_items(slow))
+        sealed = iter(await self._seal_all([item.get("metadata") for item in slow], TRANSACTIONS_TABLE,
+                                           TRANSACTION_BINDING))
         return [cmd if cmd is not None else self._build_slow(item, next(sealed))
                 for item, cmd in zip(items, fast, strict=True)]
 
@@ -527,24 +528,22 @@ class FinancialKernel:
         except LedgerError as exc:
             return Rejected(exc.code, exc.message, linked)
 
-    async def _seal_items(self, items: Sequence[Mapping[str, Any]]) -> list[_Meta | QenexError | None]:
-        """Per item: its metadata sealed (stored text, digest text) when it holds a sensitive
-        field, the error that refuses it, or None (nothing to seal). One thread hop for all."""
+    async def _seal_all(self, metas: Sequence[Any], table: str, binding: str) -> list[_Meta | QenexError | None]:
+        """Per metadata value: (stored text, digest text) when it holds a sensitive field, the
+        error that refuses it, or None (nothing to seal). One thread hop for all."""
         out: list[_Meta | QenexError | None] = []
         todo: list[int] = []
-        for item in items:
+        for meta in metas:
             try:
-                todo_here = needs_sealing(item.get("metadata"))
-            except QenexError as exc:  # a malformed "sensitive" marker fails this item alone
+                sensitive = needs_sealing(meta)
+            except QenexError as exc:  # a malformed "sensitive" marker fails this value alone
                 out.append(exc)
                 continue
-            if todo_here:
+            if sensitive:
                 todo.append(len(out))
             out.append(None)
         if todo:
-            sealed = await asyncio.to_thread(
-                lambda: [self._seal_now(items[i].get("metadata"), TRANSACTIONS_TABLE, TRANSACTION_BINDING)
-                         for i in todo])
+            sealed = await asyncio.to_thread(lambda: [self._seal_now(metas[i], table, binding) for i in todo])
             for i, meta in zip(todo, sealed, strict=True):
                 out[i] = meta
         return out
@@ -559,9 +558,9 @@ class FinancialKernel:
 
     async def _meta(self, metadata: Any, table: str, binding: str) -> _Meta:
         """(stored metadata text, the text an idempotency digest takes) for one call."""
-        if not needs_sealing(metadata):
+        sealed = (await self._seal_all([metadata], table, binding))[0]
+        if sealed is None:
             return _plain_meta(metadata)
-        sealed = await asyncio.to_thread(self._seal_now, metadata, table, binding)
         if isinstance(sealed, QenexError):
             raise sealed
         return sealed
@@ -922,14 +921,8 @@ class FinancialKernel:
             raise LedgerError(E.INVALID_REQUEST, "statement end must be after its start")
         async with self._require_pool().connection() as conn:
             open_d, open_c, rows = await S.statement_rows(conn, account.id, start, end, STATEMENT_ENTRIES_MAX)
-        metas = [json.loads(r[11]) if r[11] else {} for r in rows]
-        sealed = [i for i, m in enumerate(metas) if isinstance(m, dict) and has_sealed(m)]
-        if sealed:  # one thread hop for every sealed entry
-            envelope = await asyncio.to_thread(self._sealer.envelope)
-            opened = await asyncio.to_thread(lambda: [open_metadata(
-                envelope, metas[i], table=TRANSACTIONS_TABLE, row_id=TRANSACTION_BINDING) for i in sealed])
-            for i, meta in zip(sealed, opened, strict=True):
-                metas[i] = meta
+        metas = await self._sealer.open_many([json.loads(r[11]) if r[11] else {} for r in rows],
+                                             TRANSACTIONS_TABLE, TRANSACTION_BINDING)
         return _statement_view(account, start, end, open_d, open_c, rows, metas)
 
     async def _opened(self, account: Account) -> Account:

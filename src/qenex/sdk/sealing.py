@@ -91,15 +91,23 @@ class MetadataSealer:
     def seal_sync(self, metadata: Mapping[str, Any], table: str, binding: str) -> dict[str, Any]:
         return seal_metadata(self.envelope(), metadata, table=table, row_id=binding)
 
-    async def seal(self, metadata: Mapping[str, Any] | None, table: str, binding: str) -> Mapping[str, Any] | None:
-        """``metadata`` with its sensitive fields encrypted; the same object when it has none."""
-        if metadata is None or not needs_sealing(metadata):
-            return metadata
-        # Key loads may touch the database on first use: keep them off the event loop.
-        return await asyncio.to_thread(self.seal_sync, metadata, table, binding)
-
     async def open(self, metadata: dict[str, Any], table: str, binding: str) -> dict[str, Any]:
         """``metadata`` as it was given: sealed fields decrypted (unchanged when none is sealed)."""
         if not has_sealed(metadata):
             return metadata
         return await asyncio.to_thread(open_metadata, self.envelope(), metadata, table=table, row_id=binding)
+
+    async def open_many(self, metas: list[Any], table: str, binding: str) -> list[Any]:
+        """``open`` for many metadata values (a statement's entries) in one thread hop; values
+        without a sealed field are returned as they are."""
+        sealed = [i for i, m in enumerate(metas) if isinstance(m, dict) and has_sealed(m)]
+        if not sealed:
+            return metas
+
+        def open_all() -> list[Any]:
+            envelope, out = self.envelope(), list(metas)
+            for i in sealed:
+                out[i] = open_metadata(envelope, metas[i], table=table, row_id=binding)
+            return out
+
+        return await asyncio.to_thread(open_all)

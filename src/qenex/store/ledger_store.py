@@ -369,18 +369,22 @@ async def plan_and_write(conn: AConn, commands: Sequence[Command], *, own_transa
     plan = await _plan_and_copy(conn, commands, state, ends) if streamed else plan_batch(commands, state, ends)
     payloads = outbox_payloads(outbox, plan.results) if outbox else []
     if not plan.journal:
+        ctes: list[str] = []
+        params: dict[str, Any] = {}
+        if plan.idempotency_failures:
+            ctes.append(_SQL_WRITE_IDEM_ERR)
+            params.update(_failure_params(plan))
+        if payloads:
+            ctes.append(_SQL_WRITE_OUTBOX)
+            params["o_payload"] = payloads
         async with conn.pipeline():
-            ctes = ([_SQL_WRITE_IDEM_ERR] if plan.idempotency_failures else []) + (
-                [_SQL_WRITE_OUTBOX] if payloads else [])
             if ctes:
-                params0 = _failure_params(plan) if plan.idempotency_failures else {}
-                await conn.execute(("WITH" + ",".join(ctes) + "\nSELECT 1").encode(),
-                                   params0 | {"o_payload": payloads}, binary=True)
+                await conn.execute(("WITH" + ",".join(ctes) + "\nSELECT 1").encode(), params, binary=True)
             if own_transaction:
                 await conn.execute("COMMIT")
         return plan.results
     touched = [state.accounts[i] for i in sorted(plan.touched)]
-    params: dict[str, Any] = {
+    params = {
         "a_id": [a.id for a in touched],
         "a_bal": [v for a in touched for v in (a.debits_posted, a.credits_posted, a.debits_pending,
                                                a.credits_pending)],

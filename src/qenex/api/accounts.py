@@ -51,14 +51,12 @@ def accounts_router(prefix: str = "") -> APIRouter:
             raise ApiError("forbidden_owner", "a customer credential opens accounts for its own owner id only", 403)
 
         async def run(key: str | None) -> Response:
-            metadata = body.metadata  # sensitive fields are sealed by the kernel (qenex.sdk.sealing)
-
             async def work(note: AuditNote) -> Any:
                 with ledger_span("create_account", **{"qenex.account.type": body.account_type,
                                                       "qenex.currency": body.currency.upper()}):
                     return await ctx.kernel.create_account(
                         body.owner_id, body.account_type, body.currency.upper(), body.initial_balance,
-                        overdraft_limit=body.overdraft_limit, metadata=metadata, idempotency_key=key, audit=note)
+                        overdraft_limit=body.overdraft_limit, metadata=body.metadata, idempotency_key=key, audit=note)
 
             account = await audited(request, principal, "account.create", f"owner:{body.owner_id}", work,
                                     {"currency": body.currency.upper(), "account_type": body.account_type})

@@ -137,14 +137,13 @@ async def visible_transaction(request: Request, ctx: ApiContext, principal: rbac
 def account_dict(a: Account) -> dict[str, Any]:
     """An account as JSON (its metadata as the kernel returns it: sealed fields already opened)."""
     b = a.balances
-    metadata = a.metadata  # the kernel opened any sealed field (qenex.sdk.sealing)
     return {
         "id": a.id, "owner_id": a.owner_id, "account_type": a.account_type, "currency": a.currency,
         "status": a.status, "balance": str(b.posted), "overdraft_limit": str(a.overdraft_limit),
         "balances": {"posted": str(b.posted), "pending": str(b.pending), "available": str(b.available),
                      "debits_posted": str(b.debits_posted), "credits_posted": str(b.credits_posted),
                      "debits_pending": str(b.debits_pending), "credits_pending": str(b.credits_pending)},
-        "metadata": metadata, "created_at": a.created_at.isoformat(),
+        "metadata": a.metadata, "created_at": a.created_at.isoformat(),
     }
 
 

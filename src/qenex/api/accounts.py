@@ -93,14 +93,13 @@ def accounts_router(prefix: str = "") -> APIRouter:
     @router.get("/{account_id}", response_model=AccountOut, responses=READ_RESPONSES)
     async def get_account(request: Request, account_id: AccountId,
                           principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
-        ctx = context(request)
-        account = await visible_account(request, ctx, principal, account_id)
+        account = await visible_account(request, principal, account_id)
         return JSONResponse(account_dict(account))
 
     @router.get("/{account_id}/balance", response_model=BalanceOut, responses=READ_RESPONSES)
     async def get_balance(request: Request, account_id: AccountId,
                           principal: rbac.Principal = Depends(require(rbac.ACCOUNTS_READ))) -> Response:
-        account = await visible_account(request, context(request), principal, account_id)
+        account = await visible_account(request, principal, account_id)
         b = account.balances
         return JSONResponse({"account_id": account.id, "currency": account.currency, "posted": str(b.posted),
                              "pending": str(b.pending), "available": str(b.available)})
@@ -118,7 +117,7 @@ def accounts_router(prefix: str = "") -> APIRouter:
     ) -> Response:
         """Opening balance, posted entries in [from, to) and closing balance."""
         ctx = context(request)
-        account = await visible_account(request, ctx, principal, account_id)
+        account = await visible_account(request, principal, account_id)
         end = _aware(to, datetime.now(UTC) + timedelta(seconds=1))
         start = _aware(from_, max(EPOCH, account.created_at - timedelta(seconds=1)))
         if end <= start:

@@ -100,11 +100,11 @@ def ledger_span(operation: str, **attributes: Any) -> AbstractContextManager[Any
     return tracing.span(f"ledger.{operation}", **({"qenex.ledger.operation": operation} | attributes))
 
 
-async def visible_account(request: Request, ctx: ApiContext, principal: rbac.Principal, account_id: int) -> Account:
+async def visible_account(request: Request, principal: rbac.Principal, account_id: int) -> Account:
     """The account, or 404 when it does not exist or is not the customer's own (the latter is
     also recorded as a ``permission.denied`` security event; the answer is the same 404)."""
     with ledger_span("get_account"):
-        account = await ctx.kernel.get_account(account_id)
+        account = await context(request).kernel.get_account(account_id)
     if account is None:
         raise not_found("account", account_id)
     if not rbac.can_see_owner(principal, account.owner_id):
@@ -119,9 +119,9 @@ async def customer_owns(ctx: ApiContext, principal: rbac.Principal, account_id: 
     return rbac.can_see_owner(principal, await ctx.owners.owner(account_id))
 
 
-async def visible_transaction(request: Request, ctx: ApiContext, principal: rbac.Principal,
-                              transaction_id: int) -> Transaction:
+async def visible_transaction(request: Request, principal: rbac.Principal, transaction_id: int) -> Transaction:
     """The transaction, or 404 (a customer's view of another's transaction is a recorded denial)."""
+    ctx = context(request)
     with ledger_span("get_transaction", **{"qenex.transaction.id": transaction_id}):
         tx = await ctx.kernel.get_transaction(transaction_id)
     if tx is None:

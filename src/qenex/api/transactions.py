@@ -172,7 +172,7 @@ def _error(exc: LedgerError | None) -> dict[str, str] | None:
 async def _resolve(request: Request, principal: rbac.Principal, transaction_id: int, name: str,
                    payload: PostPendingIn | ResolveIn) -> Response:
     ctx = context(request)
-    await visible_transaction(request, ctx, principal, transaction_id)
+    await visible_transaction(request, principal, transaction_id)
 
     async def work_for(key: str | None, note: AuditNote) -> int:
         meta = payload.metadata  # sensitive fields are sealed by the kernel
@@ -273,8 +273,7 @@ def transactions_router(prefix: str = "") -> APIRouter:
     async def get_transaction(request: Request, transaction_id: TransactionId,
                               principal: rbac.Principal = Depends(require(rbac.TRANSACTIONS_READ))
                               ) -> Response:
-        ctx = context(request)
-        tx = await visible_transaction(request, ctx, principal, transaction_id)
+        tx = await visible_transaction(request, principal, transaction_id)
         return JSONResponse(transaction_dict(tx))
 
     manage = require(rbac.TRANSACTIONS_MANAGE)

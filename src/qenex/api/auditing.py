@@ -53,7 +53,6 @@ class AuditWriter:
     def __init__(self, conninfo: str, *, checkpoint_interval_s: float | None = None) -> None:
         self._conninfo = conninfo
         self._checkpoint_interval_s = checkpoint_interval_s
-        self.checkpoints_made = 0
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(AUDIT_QUEUE_RECORDS_MAX)
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +60,6 @@ class AuditWriter:
         self._relay_task: asyncio.Task[None] | None = None
         self._relay_wake = asyncio.Event()
         self._relay_stopping = False
-        self.relayed = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="qenex-api-audit-writer")
@@ -86,23 +84,16 @@ class AuditWriter:
         """A ledger mutation left an outbox note: relay it soon."""
         self._relay_wake.set()
 
-    async def flush_outbox(self) -> int:
-        """Relay every outbox note now (tests, shutdown); returns how many moved."""
-        return await self._relay_round()
-
-    async def _relay_round(self) -> int:
+    async def _relay_round(self) -> None:
         try:
             if self._relay_conn is None or self._relay_conn.closed or self._relay_conn.broken:
                 self._relay_conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=False)
-            moved = await outbox.drain(self._relay_conn)
+            await outbox.drain(self._relay_conn)
         except Exception as exc:  # noqa: BLE001 - the notes stay in the outbox; the next round retries
             with contextlib.suppress(Exception):
                 if self._relay_conn is not None and not self._relay_conn.closed:
                     await self._relay_conn.rollback()
             log.warning("outbox relay round failed: %s", getattr(exc, "code", exc.__class__.__name__))
-            return 0
-        self.relayed += moved
-        return moved
 
     async def _relay_loop(self) -> None:
         while True:
@@ -140,8 +131,7 @@ class AuditWriter:
     async def _checkpoint(self) -> None:
         try:
             conn = await self._connection()
-            if await A.checkpoint_if_new_async(conn) is not None:
-                self.checkpoints_made += 1
+            await A.checkpoint_if_new_async(conn)
         except Exception as exc:  # noqa: BLE001 - the records stand; the next timer tries again
             await self._rollback()
             log.warning("periodic audit checkpoint skipped: %s", getattr(exc, "code", exc.__class__.__name__))

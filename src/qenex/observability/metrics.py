@@ -216,13 +216,13 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def mark_worker_dead(pid: int | None = None) -> None:
+def mark_worker_dead() -> None:
     """In multi-process mode, drop this worker's live gauges (``qenex_active_connections``) from
     the aggregate when it exits; its counters and histograms stay counted. A no-op otherwise."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def render_metrics() -> tuple[bytes, str]:

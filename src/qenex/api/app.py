@@ -191,7 +191,7 @@ async def _start_context(app: FastAPI, settings: Settings, limits: ApiRateLimits
     provider = provider_from_settings(settings)
     audit_log.configure_signing(provider)
     await _rotate_keys(settings, conninfo, provider)
-    writer = AuditWriter(conninfo, checkpoint_interval_s=float(settings.security.audit_checkpoint_seconds))
+    writer = AuditWriter(conninfo, checkpoint_interval_s=settings.security.audit_checkpoint_seconds)
     writer.start()
     hub = EventHub()
     async def journal_head() -> int:

@@ -123,12 +123,12 @@ class AuditRecord:
         }
 
 
-def unsigned_window_s(checkpoint_interval_s: int | None = None) -> float:
+def unsigned_window_s(checkpoint_interval_s: int | None = None) -> int:
     """The unsigned window for a server checkpointing every ``checkpoint_interval_s`` (default:
     the configured ``security.audit_checkpoint_seconds``)."""
     if checkpoint_interval_s is None:
         checkpoint_interval_s = load_settings().security.audit_checkpoint_seconds
-    return float(max(UNSIGNED_RECORD_AGE_MAX_S, 3 * checkpoint_interval_s))
+    return max(UNSIGNED_RECORD_AGE_MAX_S, 3 * checkpoint_interval_s)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from lxml import etree
 
 from qenex.payments.common import ERRORS_PER_REPORT_MAX, ValidationReport
 from qenex.payments.iso20022 import schemas
+from qenex.payments.iso20022.model import _Reader
 from qenex.payments.iso20022.xmlsafe import local, namespace, where
 
 XS_NS: Final = "http://www.w3.org/2001/XMLSchema"
@@ -168,22 +169,8 @@ def check_structure(el: etree._Element, message_type: str, report: ValidationRep
     _check_vocabulary(el, message_type, report)
 
 
-class _Find:
-    __slots__ = ("prefix",)
-
-    def __init__(self, el: etree._Element) -> None:
-        ns = namespace(el.tag)
-        self.prefix = f"{{{ns}}}" if ns else ""
-
-    def first(self, el: etree._Element, path: str) -> etree._Element | None:
-        return el.find("/".join(self.prefix + step for step in path.split("/")))
-
-    def every(self, el: etree._Element, path: str) -> list[etree._Element]:
-        return list(el.findall("/".join(self.prefix + step for step in path.split("/"))))
-
-
 def _check_shape(el: etree._Element, shape: Shape, report: ValidationReport) -> None:
-    f = _Find(el)
+    f = _Reader(namespace(el.tag))
     if shape.root:
         children = [c for c in el if isinstance(c.tag, str)]
         if len(children) != 1 or local(children[0].tag) != shape.root:
@@ -198,7 +185,7 @@ def _check_shape(el: etree._Element, shape: Shape, report: ValidationReport) -> 
     else:
         body = el
     if shape.header:
-        header = f.first(body, shape.header)
+        header = f.f(body, shape.header)
         if header is None:
             _missing(report, body, shape.header)
         else:
@@ -209,8 +196,8 @@ def _check_shape(el: etree._Element, shape: Shape, report: ValidationReport) -> 
         _check_items(f, body, items, report)
 
 
-def _check_items(f: _Find, parent: etree._Element, items: Items, report: ValidationReport) -> None:
-    found = f.every(parent, items.path)
+def _check_items(f: _Reader, parent: etree._Element, items: Items, report: ValidationReport) -> None:
+    found = f.all(parent, items.path)
     if len(found) < items.minimum:
         _missing(report, parent, items.path)
         return
@@ -222,9 +209,9 @@ def _check_items(f: _Find, parent: etree._Element, items: Items, report: Validat
             _check_items(f, item, child, report)
 
 
-def _require(f: _Find, el: etree._Element, paths: tuple[str, ...], report: ValidationReport) -> None:
+def _require(f: _Reader, el: etree._Element, paths: tuple[str, ...], report: ValidationReport) -> None:
     for path in paths:
-        if not any(f.first(el, alt) is not None for alt in path.split("|")):
+        if not any(f.f(el, alt) is not None for alt in path.split("|")):
             _missing(report, el, path)
 
 
@@ -237,9 +224,10 @@ def _missing(report: ValidationReport, el: etree._Element, path: str) -> None:
 
 
 def _check_supplementary_data(el: etree._Element, report: ValidationReport) -> None:
-    f = _Find(el)
-    for data in el.iter(f.prefix + "SplmtryData"):
-        if f.first(data, "Envlp") is None:
+    ns = namespace(el.tag)
+    f = _Reader(ns)
+    for data in el.iter(f"{{{ns}}}SplmtryData" if ns else "SplmtryData"):
+        if f.f(data, "Envlp") is None:
             _missing(report, data, "Envlp")
 
 

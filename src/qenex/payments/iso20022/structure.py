@@ -40,7 +40,7 @@ UNKNOWN_ELEMENTS_REPORTED_MAX: Final = 20
 @dataclass(frozen=True, slots=True)
 class Items:
     """A repeating part: its path below the parent, how many there must be at least, and the
-    element paths each one must hold ("A|B": either)."""
+    element paths each one must hold."""
 
     path: str
     minimum: int
@@ -211,14 +211,14 @@ def _check_items(f: _Reader, parent: etree._Element, items: Items, report: Valid
 
 def _require(f: _Reader, el: etree._Element, paths: tuple[str, ...], report: ValidationReport) -> None:
     for path in paths:
-        if not any(f.f(el, alt) is not None for alt in path.split("|")):
+        if f.f(el, path) is None:
             _missing(report, el, path)
 
 
 def _missing(report: ValidationReport, el: etree._Element, path: str) -> None:
     report.add(
         "iso20022_missing_element",
-        f"mandatory element {path.replace('|', ' or ')} is missing under <{local(el.tag)}>",
+        f"mandatory element {path} is missing under <{local(el.tag)}>",
         where(el),
     )
 

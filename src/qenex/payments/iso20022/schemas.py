@@ -133,12 +133,18 @@ def packaged_schema_files() -> list[Path]:
     return out
 
 
-def _compile(path: Path) -> etree.XMLSchema:
+def parse_xsd(path: Path) -> etree._ElementTree:
+    """An XSD file as a tree: at most XSD_BYTES_MAX, no entities, DTD or network access.
+    Too large -> PaymentFormatError; unreadable -> OSError; not XML -> etree.XMLSyntaxError."""
     if path.stat().st_size > XSD_BYTES_MAX:
         raise PaymentFormatError(f"schema file {path.name} is too large", code="iso20022_schema_error")
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.parse(str(path), parser)
+
+
+def _compile(path: Path) -> etree.XMLSchema:
     try:
-        return etree.XMLSchema(etree.parse(str(path), parser))
+        return etree.XMLSchema(parse_xsd(path))
     except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
         raise PaymentFormatError(
             f"schema file {path.name} cannot be compiled: {exc}", code="iso20022_schema_error"

@@ -27,13 +27,12 @@ from typing import Final
 
 from lxml import etree
 
-from qenex.payments.common import ERRORS_PER_REPORT_MAX, ValidationReport
+from qenex.payments.common import ERRORS_PER_REPORT_MAX, PaymentFormatError, ValidationReport
 from qenex.payments.iso20022 import schemas
 from qenex.payments.iso20022.model import _Reader
 from qenex.payments.iso20022.xmlsafe import local, namespace, where
 
 XS_NS: Final = "http://www.w3.org/2001/XMLSchema"
-XSD_FILE_BYTES_MAX: Final = 8 * 1024 * 1024
 UNKNOWN_ELEMENTS_REPORTED_MAX: Final = 20
 
 
@@ -145,16 +144,13 @@ def vocabulary(family: str) -> frozenset[str]:
 
 def _read_vocabulary(family: str) -> set[str]:
     names: set[str] = set()
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     for path in schemas.packaged_schema_files():
         if not path.stem.startswith(family + "."):
             continue
         try:
-            if path.stat().st_size > XSD_FILE_BYTES_MAX:
-                continue
-            tree = etree.parse(str(path), parser)
-        except (OSError, etree.XMLSyntaxError):
-            continue
+            tree = schemas.parse_xsd(path)
+        except (OSError, etree.XMLSyntaxError, PaymentFormatError):
+            continue  # too large or unreadable: the vocabulary is a best effort
         names.update(str(el.get("name")) for el in tree.iter(f"{{{XS_NS}}}element") if el.get("name"))
     return names
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
 
 from qenex.kernel.engine import BATCH_ITEMS_MAX
 from qenex.kernel.model import IDEMPOTENCY_KEY_CHARS_MAX, PENDING_TIMEOUT_SECONDS_MAX
-from qenex.security.inputs import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, forbidden_in_tree
+from qenex.security.inputs import refuse_forbidden
 
 # The API's batch bound: the issue's 8,000 (the kernel's own is a little higher).
 API_BATCH_ITEMS_MAX: Final = min(8_000, BATCH_ITEMS_MAX)
@@ -23,22 +22,14 @@ DecimalText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[0-9]{1,20}(\.[0-9]{1,18})?$")
 ]
 CurrencyCode = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$")]
-
-
-def _plain(value: Any) -> Any:
-    """Refuse NUL and unpaired surrogates anywhere in a value (keys of nested objects included):
-    the database cannot store them. Typed ``str`` fields already refuse surrogates (pydantic's
-    ``string_unicode``); free-form JSON such as ``metadata`` is walked here."""
-    if forbidden_in_tree(value):
-        raise PydanticCustomError(INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE)
-    return value
-
-
-OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=OWNER_ID_CHARS_MAX), AfterValidator(_plain)]
+# OwnerId and Metadata refuse NUL and unpaired surrogates anywhere, nested keys included (the
+# database cannot store them; typed ``str`` fields already refuse surrogates: ``string_unicode``).
+OwnerId = Annotated[str, StringConstraints(min_length=1, max_length=OWNER_ID_CHARS_MAX),
+                    AfterValidator(refuse_forbidden)]
 ItemKey = Annotated[str, StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_CHARS_MAX - 72,
                                            pattern=r"^[\x21-\x7e]+$")]
 Id = Annotated[int, Field(gt=0, le=ID_MAX)]
-Metadata = Annotated[dict[str, Any], Field(max_length=METADATA_KEYS_MAX), AfterValidator(_plain)]
+Metadata = Annotated[dict[str, Any], Field(max_length=METADATA_KEYS_MAX), AfterValidator(refuse_forbidden)]
 
 TransactionTypeName = Literal["TRANSFER", "DEPOSIT", "WITHDRAWAL", "PAYMENT", "FEE", "INTEREST", "REVERSAL",
                               "EXCHANGE", "ADJUSTMENT"]

@@ -19,15 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from qenex.security.errors import (
     INVALID_CLIENT,
@@ -37,7 +36,7 @@ from qenex.security.errors import (
     SecurityError,
     bad_request,
 )
-from qenex.security.inputs import INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE, forbidden_text
+from qenex.security.inputs import INVALID_CHARACTERS_MESSAGE, forbidden_text, refuse_forbidden
 from qenex.security.rbac import Principal
 from qenex.security.service import SecurityService
 
@@ -132,16 +131,9 @@ class TokenResponseBody(BaseModel):
 
 class LoginBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-    totp_code: str | None = Field(default=None, max_length=10)
-
-    @field_validator("username", "password", "totp_code")
-    @classmethod
-    def _plain_text(cls, value: str | None) -> str | None:
-        if value is not None and forbidden_text(value):
-            raise PydanticCustomError(INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE)
-        return value
+    username: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(refuse_forbidden)]
+    password: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(refuse_forbidden)]
+    totp_code: Annotated[str | None, Field(max_length=10), AfterValidator(refuse_forbidden)] = None
 
 
 class LoginResponseBody(BaseModel):

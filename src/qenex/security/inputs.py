@@ -8,7 +8,11 @@ every string they accept with these helpers first and answer 400 ``invalid_chara
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+from pydantic_core import PydanticCustomError
+
+T = TypeVar("T")
 
 INVALID_CHARACTERS: Final = "invalid_characters"
 INVALID_CHARACTERS_MESSAGE: Final = "must not contain NUL or unpaired surrogate characters"
@@ -43,3 +47,13 @@ def forbidden_in_tree(value: Any) -> bool:
         elif isinstance(node, list | tuple):
             stack.extend(node)
     return False
+
+
+def refuse_forbidden(value: T) -> T:
+    """A pydantic after-validator (``AfterValidator(refuse_forbidden)``): a validation error of
+    type ``invalid_characters`` when ``value`` holds NUL or an unpaired surrogate anywhere (keys
+    of nested objects included), so free-form JSON such as ``metadata`` is covered as well as
+    plain text fields; the API answers it with 400 ``invalid_characters``."""
+    if forbidden_in_tree(value):
+        raise PydanticCustomError(INVALID_CHARACTERS, INVALID_CHARACTERS_MESSAGE)
+    return value

@@ -9,7 +9,6 @@ authorization code: the issuer supplies it.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
@@ -17,7 +16,7 @@ from typing import Any, Final
 import iso8583
 
 from qenex.kernel.currencies import CURRENCIES
-from qenex.payments.cards.pan import CardError, is_digits, luhn_valid, mask
+from qenex.payments.cards.pan import CardError, expiry_end, expiry_from_yymm, is_digits, luhn_valid, mask
 from qenex.payments.common import PaymentFormatError, ValidationReport
 
 ISO8583_MESSAGE_BYTES_MAX: Final = 8192
@@ -251,9 +250,7 @@ def transmission_date(mmdd: str, today: date) -> date | None:
 def _check_expiry(f: dict[str, str], report: ValidationReport, today: date) -> None:
     """Field 14 (YYMM): a card is good through the last day of its expiry month, judged on the
     transmission date (field 7) or, without one, on ``today``."""
-    yymm = f["14"]
-    year, month = 2000 + int(yymm[:2]), int(yymm[2:])
-    end = date(year, month, calendar.monthrange(year, month)[1])
+    end = expiry_end(expiry_from_yymm(f["14"]))
     sent = f.get("7", "")
     when = transmission_date(sent, today) if is_digits(sent) and _valid_mmddhhmmss(sent) else None
     reference = when or today
@@ -261,7 +258,7 @@ def _check_expiry(f: dict[str, str], report: ValidationReport, today: date) -> N
         basis = "transmission date" if when is not None else "today"
         report.add(
             "card_expired",
-            f"the card expired at the end of {month:02d}/{year} ({basis} {reference.isoformat()})",
+            f"the card expired at the end of {end:%m/%Y} ({basis} {reference.isoformat()})",
             "field 14",
         )
 

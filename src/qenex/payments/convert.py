@@ -605,7 +605,8 @@ def _mt202_to_pacs009(full: Message) -> ConversionResult:
 def _mt940_to_camt053(msg: Message) -> ConversionResult:
     lost = _Lost()
     opening = read_balance((msg.field("60") or Field("60F", "")).text)
-    closing = read_balance((msg.field("62") or Field("62F", "")).text)
+    closing_field = msg.field("62")
+    closing = read_balance((closing_field or Field("62F", "")).text)
     if opening is None or closing is None or opening.date is None or closing.date is None:
         raise PaymentFormatError("the statement's balances cannot be read", code=CONVERT_CODE)
     account = _text_of(msg, "25") or NOT_PROVIDED
@@ -614,9 +615,9 @@ def _mt940_to_camt053(msg: Message) -> ConversionResult:
     # page (StmtPgntn/PgNb, kept as written), and 62F (final) or 62M (intermediate) says whether
     # it is the last page (LastPgInd).
     number, _, page = (_text_of(msg, "28C") or "1").partition("/")
-    closing_field = msg.field("62")
-    available = read_balance((msg.field("64") or Field("64", "")).text) if msg.field("64") else None
-    if msg.field("64") is not None and (available is None or available.date is None):
+    available_text = _text_of(msg, "64")
+    available = read_balance(available_text) if available_text is not None else None
+    if available_text is not None and (available is None or available.date is None):
         raise PaymentFormatError("field 64 cannot be read", location="block 4 :64:", code=CONVERT_CODE)
     _not_carried(
         msg,

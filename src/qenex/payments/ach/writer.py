@@ -675,8 +675,9 @@ class FileBuilder:
         adv = [b.sec == "ADV" for b in self.batches]
         if any(adv) and not all(adv):
             raise PaymentFormatError("an ADV file holds ADV batches only", code="ach_adv_file")
-        digits = 20 if adv and all(adv) else 12  # ADV File Control: 20-digit totals
-        if debit >= 10**digits or credit >= 10**digits:
+        limit = ADV_CONTROL_TOTAL_MAX_CENTS if adv and all(adv) else CONTROL_TOTAL_MAX_CENTS
+        digits = len(str(limit))  # ADV File Control: 20-digit totals, else 12
+        if debit > limit or credit > limit:
             raise PaymentFormatError(f"file total exceeds the {digits}-digit control field", code="ach_amount")
         blocks = -(-(len(lines) + 1) // BLOCKING_FACTOR)
         lines.append(

@@ -171,7 +171,7 @@ class AuditWriter:
                     await A.record_events(conn, [job.event for job in jobs])
             except Exception as exc:  # noqa: BLE001 - the writer survives; each waiter learns the outcome
                 await self._rollback()
-                bad = _malformed_index(exc, len(jobs))
+                bad = A.refused_index(exc, len(jobs))
                 if bad is not None:  # a malformed event fails alone; nothing was written, so retry the rest
                     _settle([jobs[bad]], exc)
                     jobs = jobs[:bad] + jobs[bad + 1 :]
@@ -190,14 +190,6 @@ class AuditWriter:
         with contextlib.suppress(Exception):
             if self._conn is not None and not self._conn.closed:
                 await self._conn.rollback()
-
-
-def _malformed_index(exc: Exception, count: int) -> int | None:
-    """Which event `record_events` refused as malformed (it then wrote nothing), if that was the failure."""
-    if not isinstance(exc, A.AuditError):
-        return None
-    index = exc.details.get("index")
-    return index if isinstance(index, int) and 0 <= index < count else None
 
 
 def _settle(jobs: list[_Job], exc: BaseException | None) -> None:

@@ -270,6 +270,15 @@ def _normalize_all(events: Sequence[AuditEvent]) -> list[_Fields]:
     return batch
 
 
+def refused_index(exc: Exception, count: int) -> int | None:
+    """Which of ``count`` events `record_events` refused as malformed (it then wrote nothing), or
+    None when ``exc`` is not such a refusal."""
+    if not isinstance(exc, AuditError):
+        return None
+    index = exc.details.get("index")
+    return index if isinstance(index, int) and 0 <= index < count else None
+
+
 def _crosses_checkpoint(first_id: int, last_id: int) -> bool:
     return last_id // CHECKPOINT_INTERVAL_RECORDS > (first_id - 1) // CHECKPOINT_INTERVAL_RECORDS
 

@@ -84,12 +84,13 @@ def _events(rows: list[tuple[int, str]]) -> list[AuditEvent]:
     return events
 
 
-def _refused_index(exc: A.AuditError, count: int) -> int:
-    """Which event the audit log refused (it validates every event before writing any)."""
-    index = exc.details.get("index")
-    if not isinstance(index, int) or not 0 <= index < count:
+def _replace_refused(exc: A.AuditError, rows: list[tuple[int, str]], events: list[AuditEvent]) -> None:
+    """Put a fallback in place of the event the audit log refused (it validates every event
+    before writing any); any other failure is raised."""
+    index = A.refused_index(exc, len(events))
+    if index is None:
         raise exc
-    return index
+    events[index] = _fallback(rows[index][0], exc.message)
 
 
 async def relay(conn: psycopg.AsyncConnection[Any], rows_max: int = RELAY_ROWS_MAX) -> int:
@@ -105,8 +106,7 @@ async def relay(conn: psycopg.AsyncConnection[Any], rows_max: int = RELAY_ROWS_M
                 await A.record_events(conn, events)
                 break
             except A.AuditError as exc:  # refused before anything was written: replace it, keep the rest
-                index = _refused_index(exc, len(events))
-                events[index] = _fallback(rows[index][0], exc.message)
+                _replace_refused(exc, rows, events)
         await conn.execute(_DELETE, ([r[0] for r in rows],))
     return len(rows)
 
@@ -133,8 +133,7 @@ def _relay_sync(conn: psycopg.Connection[Any]) -> int:
                 A.record_events_sync(conn, events)
                 break
             except A.AuditError as exc:
-                index = _refused_index(exc, len(events))
-                events[index] = _fallback(rows[index][0], exc.message)
+                _replace_refused(exc, rows, events)
         conn.execute(_DELETE, ([r[0] for r in rows],))
     return len(rows)
 

@@ -64,6 +64,15 @@ def _iat_bank(code: str, who: str, name: str, qualifier: str, ident: str, countr
     )
 
 
+def _check_amount(cents: object, max_cents: int, name: str) -> None:
+    """An entry amount is an int (never a bool) of 0..max_cents."""
+    if isinstance(cents, bool) or not isinstance(cents, int):
+        raise PaymentFormatError("amount must be an integer number of cents", code="ach_amount")
+    if not 0 <= cents <= max_cents:
+        dollars, rest = divmod(max_cents, 100)
+        raise PaymentFormatError(f"{name} must be between 0 and {dollars:,}.{rest:02d}", code="ach_amount")
+
+
 def _routing(value: str, name: str) -> str:
     if not C.routing_valid(value):
         raise PaymentFormatError(f"{name} '{value[:12]}' is not a valid 9-digit routing number", code="ach_routing")
@@ -579,10 +588,7 @@ class FileBuilder:
         a = e.adv
         if a is None or e.transaction_code not in C.ADV_CODES:
             raise PaymentFormatError("ADV batches hold ADV entries (add_adv_entry)", code="ach_adv_transaction_code")
-        if isinstance(e.amount_cents, bool) or not isinstance(e.amount_cents, int):
-            raise PaymentFormatError("amount must be an integer number of cents", code="ach_amount")
-        if not 0 <= e.amount_cents <= ADV_ENTRY_AMOUNT_MAX_CENTS:
-            raise PaymentFormatError("ADV amount must be between 0 and 9,999,999,999.99", code="ach_amount")
+        _check_amount(e.amount_cents, ADV_ENTRY_AMOUNT_MAX_CENTS, "ADV amount")
         julian = a.julian_day or self.created.timetuple().tm_yday
         if not 1 <= julian <= 366:
             raise PaymentFormatError("the Julian day is 1-366", code="ach_date")
@@ -612,10 +618,7 @@ class FileBuilder:
             raise PaymentFormatError(
                 f"invalid transaction code '{e.transaction_code[:4]}'", code="ach_transaction_code"
             )
-        if isinstance(e.amount_cents, bool) or not isinstance(e.amount_cents, int):
-            raise PaymentFormatError("amount must be an integer number of cents", code="ach_amount")
-        if not 0 <= e.amount_cents <= ENTRY_AMOUNT_MAX_CENTS:
-            raise PaymentFormatError("amount must be between 0 and 99,999,999.99", code="ach_amount")
+        _check_amount(e.amount_cents, ENTRY_AMOUNT_MAX_CENTS, "amount")
         if b.sec == "CTX":
             limit = C.CTX_ADDENDA_MAX
         elif b.sec in C.NO_ADDENDA05_SEC:

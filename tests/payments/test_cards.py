@@ -116,7 +116,7 @@ def test_expiry_is_end_of_month() -> None:
     assert [i.code for i in report.errors] == ["card_expired"]
 
 
-def _request(financial: bool = False) -> CardMessage:
+def _request(financial: bool = False, expiry: str = "12/29") -> CardMessage:
     return cards.authorization_request(
         pan=pan("4", 16),
         amount="125.50",
@@ -125,7 +125,7 @@ def _request(financial: bool = False) -> CardMessage:
         terminal_id="TERM0001",
         merchant_id="MERCHANT000001",
         when=WHEN,
-        expiry="12/29",
+        expiry=expiry,
         financial=financial,
     )
 
@@ -286,14 +286,5 @@ def test_iso8583_reversal_of_an_expired_card_is_not_refused() -> None:
 
 def test_authorization_request_refuses_an_expired_card() -> None:
     with pytest.raises(cards.CardError) as exc:
-        cards.authorization_request(
-            pan=pan("4", 16),
-            amount="1.00",
-            currency="USD",
-            stan=1,
-            terminal_id="T",
-            merchant_id="M",
-            when=WHEN,
-            expiry="02/24",
-        )
+        _request(expiry="02/24")  # sent 4 March 2024
     assert exc.value.code == "card_expired"

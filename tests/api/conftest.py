@@ -3,6 +3,7 @@ migrated PostgreSQL database, plus helpers to mint credentials straight in that 
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -131,6 +132,22 @@ def server(api_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def settings() -> Settings:
     return load_settings({"env": "test", "security": {"secret_key": TEST_SECRET_KEY, "jwt_secret": TEST_JWT_SECRET,
                                                       "max_login_attempts": 3}}, environ={})
+
+
+def in_process_settings(db_url: str, data_dir: Path, **sections: Any) -> Settings:
+    """Settings for the app run inside the test process (TestClient) on the test database, with
+    the test secrets and master key and nothing from the environment; ``sections`` are added."""
+    return load_settings({"env": "test", "data_dir": str(data_dir), "database": {"url": db_url},
+                          "security": {"secret_key": TEST_SECRET_KEY, "jwt_secret": TEST_JWT_SECRET,
+                                       "master_key": TEST_MASTER_KEY}} | sections, environ={})
+
+
+def drop_app_log_handler() -> None:
+    """The app's lifespan installs its root log handler on the test's captured stderr: take it away."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "qenex-root":
+            root.removeHandler(handler)
 
 
 @pytest.fixture()

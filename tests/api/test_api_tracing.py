@@ -5,7 +5,6 @@ QENEX_OTLP_ENDPOINT exports over OTLP/HTTP to a receiver in the test."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -18,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qenex.api.app import create_app
-from qenex.config import Settings, load_settings
+from qenex.config import Settings
 from qenex.observability import tracing
 
-from .conftest import TEST_JWT_SECRET, TEST_MASTER_KEY, TEST_SECRET_KEY, auth, free_port, make_key, start_server
+from .conftest import auth, drop_app_log_handler, free_port, in_process_settings, make_key, start_server
 
 pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk (the 'tracing' extra) is not installed")
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
@@ -33,15 +32,9 @@ SECRET_OWNER = "owner-who-must-not-appear-in-spans"
 
 @pytest.fixture()
 def traced_settings(api_db_url: str, tmp_path: Path) -> Iterator[Settings]:
-    yield load_settings({"env": "test", "data_dir": str(tmp_path), "database": {"url": api_db_url},
-                         "observability": {"tracing_enabled": True},
-                         "security": {"secret_key": TEST_SECRET_KEY, "jwt_secret": TEST_JWT_SECRET,
-                                      "master_key": TEST_MASTER_KEY}}, environ={})
+    yield in_process_settings(api_db_url, tmp_path, observability={"tracing_enabled": True})
     tracing.shutdown_tracing()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "qenex-root":
-            root.removeHandler(handler)
+    drop_app_log_handler()
 
 
 def _transfer(client: Any, headers: dict[str, str]) -> int:

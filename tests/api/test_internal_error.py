@@ -5,7 +5,6 @@ override on the real application (real PostgreSQL), never with a debug route in 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qenex.api.app import create_app
-from qenex.config import Settings, load_settings
+from qenex.config import Settings
 from qenex.security.fastapi_deps import bearer_scheme
 
-from .conftest import TEST_JWT_SECRET, TEST_MASTER_KEY, TEST_SECRET_KEY, auth, make_key
+from .conftest import auth, drop_app_log_handler, in_process_settings, make_key
 
 
 class ForcedBug(RuntimeError):
@@ -30,13 +29,8 @@ def _boom() -> None:
 
 @pytest.fixture()
 def app_settings(api_db_url: str, tmp_path: Path) -> Iterator[Settings]:
-    yield load_settings({"env": "test", "data_dir": str(tmp_path), "database": {"url": api_db_url},
-                         "security": {"secret_key": TEST_SECRET_KEY, "jwt_secret": TEST_JWT_SECRET,
-                                      "master_key": TEST_MASTER_KEY}}, environ={})
-    root = logging.getLogger()  # the app's handler writes to this test's captured stderr: take it away
-    for handler in list(root.handlers):
-        if handler.get_name() == "qenex-root":
-            root.removeHandler(handler)
+    yield in_process_settings(api_db_url, tmp_path)
+    drop_app_log_handler()
 
 
 def test_500_carries_the_request_id_in_header_and_log(api_db_url: str, app_settings: Settings,

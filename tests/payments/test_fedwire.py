@@ -36,6 +36,22 @@ def ctr(**overrides) -> fedwire.FedwireMessage:
     return fedwire.customer_transfer(**args)
 
 
+def bank_message(bfc: str, type_subtype: str) -> fedwire.FedwireMessage:
+    """A message between two banks, with no customer parties (BTR, SVC)."""
+    return fedwire.new_message(
+        business_function_code=bfc,
+        type_subtype=type_subtype,
+        amount_cents=100,
+        sender_aba=SENDER,
+        sender_name="A",
+        receiver_aba=RECEIVER,
+        receiver_name="B",
+        input_source="SOURCE08",
+        input_sequence=2,
+        cycle_date=date(2024, 3, 4),
+    )
+
+
 def codes(report) -> set[str]:
     return {i.code for i in report.errors}
 
@@ -103,18 +119,7 @@ def test_business_function_rules() -> None:
 
 
 def test_service_message_requires_9000() -> None:
-    svc = fedwire.new_message(
-        business_function_code="SVC",
-        type_subtype="1001",
-        amount_cents=100,
-        sender_aba=SENDER,
-        sender_name="A",
-        receiver_aba=RECEIVER,
-        receiver_name="B",
-        input_source="SOURCE08",
-        input_sequence=2,
-        cycle_date=date(2024, 3, 4),
-    )
+    svc = bank_message("SVC", "1001")
     svc.set("3500", "20240303SOURCE08000001")
     assert "fedwire_tag_missing" in codes(fedwire.validate(svc))
     svc.set("9000", "PLEASE REVERSE OUR TRANSFER")
@@ -213,18 +218,7 @@ def _with_bfc(bfc: str, ttc: str = "") -> fedwire.FedwireMessage:
         msg = ctr()
         msg.set("3610", "PROP", "OUR CODE")
     else:  # BTR: bank to bank
-        msg = fedwire.new_message(
-            business_function_code="BTR",
-            type_subtype="1000",
-            amount_cents=5_000_00,
-            sender_aba=SENDER,
-            sender_name="A BANK",
-            receiver_aba=RECEIVER,
-            receiver_name="B BANK",
-            input_source="SOURCE08",
-            input_sequence=3,
-            cycle_date=date(2024, 3, 4),
-        )
+        msg = bank_message("BTR", "1000")
     if ttc:
         msg.set("3600", bfc, ttc)
     else:
